@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` trains and tests the default model, `make test` runs
+# the test suite. Both create .venv and install into it from this repository's own files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DIR ?= runs/default
+
+.PHONY: run test bench install install-test install-bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+install-bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+
+run: install
+	$(BIN)/mnistlab train --out $(RUN_DIR)
+	$(BIN)/mnistlab test --weights $(RUN_DIR)/model.safetensors
+
+test: install-test
+	$(BIN)/python -m pytest
+
+bench: install-bench
+	$(BIN)/python benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) runs build dist

@@ -1,0 +1,3 @@
+"""mnistlab: backpropagation experiments on MNIST with a fully connected network written in NumPy."""
+
+__version__ = "0.1.0"

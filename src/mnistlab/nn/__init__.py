@@ -1,0 +1,11 @@
+"""The from-scratch network: activations, losses, initializers, the network, optimizers, schedules."""
+
+from .activations import ACTIVATIONS
+from .initializers import INITIALIZERS
+from .losses import SoftmaxCrossEntropy, log_softmax, softmax
+from .network import Network
+from .optimizers import OPTIMIZERS, Adam, Sgd
+from .schedules import SCHEDULES, make_schedule
+
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "OPTIMIZERS", "SCHEDULES", "Adam", "Network", "Sgd",
+           "SoftmaxCrossEntropy", "log_softmax", "make_schedule", "softmax"]
