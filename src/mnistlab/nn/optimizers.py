@@ -40,9 +40,9 @@ class Sgd:
         if i not in self.velocity:
             self.velocity[i] = (np.zeros_like(W), np.zeros_like(b))
         vW, vb = self.velocity[i]
+        add_outer(vW, -lr, inputs, delta, mu)  # vW = mu * vW - lr * g
         if self.weight_decay:
-            vW -= (lr * self.weight_decay) * W
-        add_outer(vW, -lr, inputs, delta, mu)  # vW = mu * vW - lr * (g + wd * W)
+            vW -= (lr * self.weight_decay) * W  # the L2 part of the gradient
         vb *= mu
         vb -= lr * db
         if self.nesterov:  # W += mu * v_new - lr * (g + wd * W)
