@@ -1,21 +1,20 @@
-"""Training speed of mnistlab against PyTorch (CPU) on MNIST, with the same network, data and threads.
+"""Training speed of mnistlab against PyTorch (CPU) on MNIST: same network, data, batches and threads.
 
-What it measures, for each case (hidden layer sizes / batch size):
-  * seconds for one training epoch over the first 54,000 MNIST training images (in file order;
-    the epoch visits them in a seeded shuffled order, the same order for both libraries),
-    ReLU, He init (torch gets a copy of mnistlab's initial weights), float32, plain SGD lr 0.01;
-  * the median over --repeats epochs, mnistlab and torch alternating A B A B, and the ratio
-    mnistlab/torch (below 1: mnistlab is faster);
-  * for batch >= 64, the achieved GFLOP/s, also as a share of this machine's matrix-multiply peak
-    (the best of a few 4096x4096 float32 numpy matmuls, timed in the same run);
-  * seconds to run inference (logits + argmax) over the 10,000 test images with the 800-800 network.
-The clock (time.perf_counter) covers only the epoch's loop: loading the files and the per-epoch
-shuffle (one gather into a contiguous array, shared by both libraries) happen before it starts. Each
-library does one warm-up step per case before it is timed. Both are capped at --threads N threads
-(torch.set_num_threads; threadpoolctl.threadpool_limits around mnistlab's work and the peak matmul).
+For each case (hidden sizes / batch size) it times one training epoch over the first 54,000 MNIST
+training images (file order; each epoch visits them in a seeded shuffled order, the same for both
+libraries): ReLU, He init (torch starts from a copy of mnistlab's weights), float32, plain SGD lr
+0.01. It prints the median over --repeats epochs, run alternately mnistlab, torch, mnistlab, torch,
+the ratio mnistlab/torch (below 1: mnistlab faster) and, for batch >= 64, the achieved GFLOP/s and
+their share of this machine's matmul peak (best of 3 float32 4096x4096 numpy matmuls, same run).
+Last, the seconds to infer (logits + argmax) the 10,000 test images with the 800-800 network.
+
+The clock (time.perf_counter) covers only the epoch's loop: reading the files and the per-epoch
+shuffle (one gather into a contiguous array, shared by both) come before it. Each library does one
+warm-up step per case. Both are capped at --threads N: torch.set_num_threads(N), and
+threadpoolctl.threadpool_limits(N) around mnistlab's work and the peak matmul.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
-        [--cases 100-100/8,800-800/64] [--json results.json]        (`make bench` runs it plainly)
+          [--cases 100-100/8,800-800/64] [--json results.json]      (`make bench` runs it plainly)
 """
 
 import argparse
@@ -38,25 +37,29 @@ from mnistlab.nn import Network, Sgd  # noqa: E402
 try:
     import torch
     import torch.nn.functional as F
-except ImportError:  # still measure mnistlab; every ratio becomes "n/a"
+except ImportError:  # still time mnistlab; every ratio becomes "n/a"
     torch = None
 
 CASES = ["100-100/8", "100-100/16", "100-100/64", "800-800/8", "800-800/64", "1600-400-200/64"]
-# case -> (largest ratio mnistlab/torch, smallest share of matmul peak or None)
+# case -> (largest ratio mnistlab/torch, smallest share of the matmul peak, or None)
 TARGETS = {"100-100/8": (0.15, None), "100-100/64": (0.5, None), "800-800/8": (0.6, None),
            "800-800/64": (0.8, 0.40), "1600-400-200/64": (0.8, 0.40)}
 EVAL_TARGET_S = 0.050
 LR, TRAIN_N, QUICK_N, SEED = 0.01, 54_000, 6_000, 0
+# Idle worker threads busy-wait for a while after their last job (OpenBLAS's for up to ~0.1 s),
+# stealing a core from whichever library runs next: pause before every timed run.
+PAUSE_S = 0.5
 
 
 def load_mnist():
-    """uint8 train/test images (n, 784) and labels, via mnistlab.data if it works, else the gz IDX files."""
+    """uint8 train/test images (n, 784) and labels: mnistlab.data if it works, else the gz IDX files."""
     try:
         from mnistlab.data import load_dataset
         ds = load_dataset()
         return ds.train_images, ds.train_labels, ds.test_images, ds.test_labels
-    except Exception as e:  # the loader is optional here: fall back to reading IDX directly
+    except Exception as e:  # noqa: BLE001 - the loader is optional here
         print(f"(mnistlab.data not usable: {e!r}; reading data/mnist/*.gz directly)")
+
         def idx(name, offset):
             return np.frombuffer(gzip.open(ROOT / "data" / "mnist" / name).read(), np.uint8, offset=offset)
         return (idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784), idx("train-labels-idx1-ubyte.gz", 8),
@@ -64,11 +67,17 @@ def load_mnist():
 
 
 def machine_info(threads):
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor() or "?") if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = platform.processor() or "?"
+    if os.path.exists("/proc/cpuinfo"):
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__ if torch else None,
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+            "numpy": np.__version__, "torch": torch.__version__ if torch else None}
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def matmul_peak_gflops(threads, n=4096, tries=3):
@@ -76,25 +85,33 @@ def matmul_peak_gflops(threads, n=4096, tries=3):
     b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
     with threadpool_limits(threads):
         a @ b  # warm-up
-        best = min(_timed(lambda: a @ b) for _ in range(tries))
-    return 2 * n ** 3 / best / 1e9
+        return 2 * n ** 3 / min(timed(lambda: a @ b) for _ in range(tries)) / 1e9
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def cpu_snapshot():
+    """(time, busy jiffies of the machine, of this process): the difference over time is other load."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    with open("/proc/self/stat") as f:
+        utime, stime = map(int, f.read().rsplit(")", 1)[1].split()[11:13])
+    return time.perf_counter(), user + nice + system + irq + softirq + steal, utime + stime
+
+
+def other_cores(before, after):
+    """Cores kept busy by other processes (or the hypervisor's steal) between two cpu_snapshot()s."""
+    (w0, all0, me0), (w1, all1, me1) = before, after
+    return max(0.0, ((all1 - all0) - (me1 - me0)) / os.sysconf("SC_CLK_TCK") / (w1 - w0))
 
 
 def train_flops_per_sample(sizes):
-    # Forward: one (fan_in x fan_out) multiply-add per weight, i.e. 2*fan_in*fan_out flops per sample
-    # per layer. Training = forward + two backward products (dW = x.T @ delta and delta @ W.T), so 3x.
-    # (Neither library computes the first layer's delta @ W.T, so this slightly overstates the work.)
+    # Forward: 2*fan_in*fan_out flops per sample per layer (one multiply-add per weight). Training is
+    # forward + two backward products (dW = x.T @ delta, delta @ W.T), so 3x the forward count.
+    # (Neither library computes delta @ W.T for the first layer, so this slightly overstates the work.)
     return 3 * 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
 def torch_copy(net):
-    """A torch nn.Sequential (Linear+ReLU ..., Linear) holding the same weights as mnistlab's net."""
+    """A torch nn.Sequential (Linear, ReLU, ..., Linear) holding the same weights as mnistlab's net."""
     layers = []
     for W, b in zip(net.weights, net.biases):
         lin = torch.nn.Linear(*W.shape)
@@ -122,16 +139,6 @@ def torch_epoch(model, opt, x, y, batch):
     return time.perf_counter() - t0
 
 
-def test_accuracy(net, model, x_test, y_test, threads):
-    with threadpool_limits(threads):
-        acc_m = net.evaluate(x_test, y_test)[1]
-    if model is None:
-        return acc_m, None
-    with torch.inference_mode():
-        acc_t = (model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean()
-    return acc_m, float(acc_t)
-
-
 def run_case(case, x, y, x_test, y_test, args):
     hidden, batch = case.split("/")
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
@@ -142,55 +149,69 @@ def run_case(case, x, y, x_test, y_test, args):
     mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, args.threads, rng)  # warm-up: one step each
     if torch:
         torch_epoch(model, topt, torch.from_numpy(x[:batch]), torch.from_numpy(y[:batch]), batch)
-    times_m, times_t = [], []
+    times_m, times_t, snap = [], [], cpu_snapshot()
     for r in range(args.repeats):
         order = np.random.default_rng(SEED + 1 + r).permutation(len(x))  # the same shuffle for both
         xe, ye = np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order])
+        time.sleep(PAUSE_S)
         times_m.append(mnistlab_epoch(net, opt, xe, ye, batch, args.threads, rng))
         if torch:
+            time.sleep(PAUSE_S)
             times_t.append(torch_epoch(model, topt, torch.from_numpy(xe), torch.from_numpy(ye), batch))
-    m = statistics.median(times_m)
-    t = statistics.median(times_t) if torch else None
+    other = other_cores(snap, cpu_snapshot())
+    m, t = statistics.median(times_m), statistics.median(times_t) if torch else None
     flops = train_flops_per_sample(sizes) * len(x)
-    acc_m, acc_t = test_accuracy(net, model, x_test, y_test, args.threads)
+    with threadpool_limits(args.threads):
+        acc_m = net.evaluate(x_test, y_test)[1]
+    acc_t = None
+    if torch:
+        with torch.inference_mode():
+            acc_t = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
     return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_s": m, "torch_s": t,
-            "mnistlab_all_s": times_m, "torch_all_s": times_t, "ratio": m / t if t else None,
-            "mnistlab_gflops": flops / m / 1e9, "torch_gflops": flops / t / 1e9 if t else None,
-            "test_acc_mnistlab": acc_m, "test_acc_torch": acc_t}
+            "ratio": m / t if torch else None, "mnistlab_all_s": times_m, "torch_all_s": times_t,
+            "mnistlab_gflops": flops / m / 1e9, "torch_gflops": flops / t / 1e9 if torch else None,
+            "test_acc_mnistlab": acc_m, "test_acc_torch": acc_t, "other_cores": other}
 
 
-def run_eval(x_test, y_test, args, tries=7):
-    """Median seconds for logits + argmax over the test set, 800-800 network, alternating libraries."""
+def run_eval(x_test, args, tries=7):
+    """Median seconds of logits + argmax over the test set with the 800-800 network, alternating."""
     net = Network.initialized([784, 800, 800, 10], "he", np.random.default_rng(SEED))
-    model = torch_copy(net) if torch else None
-    xt = torch.from_numpy(x_test) if torch else None
+    model, xt = (torch_copy(net), torch.from_numpy(x_test)) if torch else (None, None)
 
     def m():
         with threadpool_limits(args.threads):
-            return _timed(lambda: net.logits(x_test).argmax(axis=1))
+            return timed(lambda: net.logits(x_test).argmax(axis=1))
 
     def t():
         with torch.inference_mode():
-            return _timed(lambda: model(xt).argmax(1))
-    m()  # warm-up
-    if torch:
-        t()
-    tm, tt = [], []
+            return timed(lambda: model(xt).argmax(1))
+    runs = [(m, [])] + ([(t, [])] if torch else [])
+    for fn, _ in runs:
+        fn()  # warm-up
+    snap = cpu_snapshot()
     for _ in range(tries):
-        tm.append(m())
-        if torch:
-            tt.append(t())
-    return {"mnistlab_s": statistics.median(tm), "torch_s": statistics.median(tt) if torch else None}
+        for fn, times in runs:
+            time.sleep(PAUSE_S)
+            times.append(fn())
+    tm, tt = statistics.median(runs[0][1]), statistics.median(runs[1][1]) if torch else None
+    return {"mnistlab_s": tm, "torch_s": tt, "ratio": tm / tt if torch else None,
+            "other_cores": other_cores(snap, cpu_snapshot())}
 
 
 def verdict(ok):
     return "n/a" if ok is None else ("ok" if ok else "MISS")
 
 
+def row(name, r, digits, gm="", gt="", acc="", goals=""):
+    t, ratio = (float("nan") if r[k] is None else r[k] for k in ("torch_s", "ratio"))
+    print(f"{name:<16} {r['mnistlab_s']:>10.{digits}f} {t:>8.{digits}f} {ratio:>5.2f} {gm:>15} {gt:>15} "
+          f"{acc:>11} {r['other_cores']:>5.2f}  {goals}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="thread cap for both (default: cores)")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per library and case (default 3)")
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated hidden/batch, e.g. 100-100/8")
     p.add_argument("--quick", action="store_true", help=f"train on {QUICK_N} images instead of {TRAIN_N}")
     p.add_argument("--json", help="also write the results to this file")
@@ -203,47 +224,43 @@ def main(argv=None):
     if torch:
         torch.set_num_threads(args.threads)
     else:
-        print("NOTE: torch is not importable (pip install torch==2.13.0); timing mnistlab only, ratios n/a.")
+        print("NOTE: torch is not importable (pip install torch==2.13.0): timing mnistlab only, ratios n/a.")
     x_tr, y_tr, x_te, y_te = load_mnist()
     n = QUICK_N if args.quick else TRAIN_N
-    x = (x_tr[:n].astype(np.float32) / 255).copy()  # the first n training images, float32 in [0, 1]
-    y = y_tr[:n].astype(np.int64)
-    x_test, y_test = np.ascontiguousarray(x_te, np.float32) / 255, y_te.astype(np.int64)
+    x, y = x_tr[:n].astype(np.float32) / 255, y_tr[:n].astype(np.int64)  # the first n, float32 in [0, 1]
+    x_test, y_test = x_te.astype(np.float32) / 255, y_te.astype(np.int64)
     peak = matmul_peak_gflops(args.threads)
     print(f"matmul peak (numpy float32 4096x4096, best of 3): {peak:.1f} GFLOP/s")
-    print(f"one epoch = first {n} training images, shuffled per epoch; median of {args.repeats} epochs\n")
+    print(f"epoch = the first {n} training images, shuffled; median of {args.repeats} epochs per library\n")
 
-    head = (f"{'case':<16} {'mnistlab s':>10} {'torch s':>9} {'ratio':>6}  {'GFLOP/s m (%pk)':>15}"
-            f"  {'GFLOP/s t (%pk)':>15}  {'acc m/t':>11}  target")
-    print(head)
-    print("-" * len(head))
+    print(f"{'case':<16} {'mnistlab s':>10} {'torch s':>8} {'ratio':>5} {'GFLOP/s m (%pk)':>15} "
+          f"{'GFLOP/s t (%pk)':>15} {'acc m/t':>11} {'other':>5}  target\n" + "-" * 118)
     results = []
     for case in cases:
         r = run_case(case, x, y, x_test, y_test, args)
         results.append(r)
         ratio_max, peak_min = TARGETS.get(case, (None, None))
-        gm = gt = ""
-        if r["batch"] >= 64:
-            r["mnistlab_peak_share"] = r["mnistlab_gflops"] / peak
-            gm = f"{r['mnistlab_gflops']:.1f} ({100 * r['mnistlab_peak_share']:.0f}%)"
-            if r["torch_gflops"]:
-                gt = f"{r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / peak:.0f}%)"
-        target = ""
+        r["mnistlab_peak_share"] = r["mnistlab_gflops"] / peak
+        show = r["batch"] >= 64  # GFLOP/s only where the arithmetic, not Python, should dominate
+        gm = f"{r['mnistlab_gflops']:.1f} ({100 * r['mnistlab_peak_share']:.0f}%)" if show else ""
+        gt = f"{r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / peak:.0f}%)" if show and torch else ""
+        goals = []
         if ratio_max is not None:
-            target = f"ratio <= {ratio_max}: {verdict(None if r['ratio'] is None else r['ratio'] <= ratio_max)}"
+            goals.append(f"ratio <= {ratio_max}: {verdict(None if r['ratio'] is None else r['ratio'] <= ratio_max)}")
         if peak_min is not None:
-            target += f"; >= {100 * peak_min:.0f}% peak: {verdict(r['mnistlab_peak_share'] >= peak_min)}"
+            goals.append(f">= {100 * peak_min:.0f}% peak: {verdict(r['mnistlab_peak_share'] >= peak_min)}")
         acc = f"{r['test_acc_mnistlab']:.3f}/" + (f"{r['test_acc_torch']:.3f}" if torch else "-")
-        print(f"{case:<16} {r['mnistlab_s']:>10.3f} {r['torch_s'] or float('nan'):>9.3f} "
-              f"{r['ratio'] or float('nan'):>6.2f}  {gm:>15}  {gt:>15}  {acc:>11}  {target}", flush=True)
-
-    ev = run_eval(x_test, y_test, args)
-    ratio = ev["mnistlab_s"] / ev["torch_s"] if ev["torch_s"] else None
-    print(f"{'eval 800-800':<16} {ev['mnistlab_s']:>10.4f} {ev['torch_s'] or float('nan'):>9.4f} "
-          f"{ratio or float('nan'):>6.2f}  {'':>15}  {'':>15}  {'':>11}  "
-          f"mnistlab < {1000 * EVAL_TARGET_S:.0f} ms: {verdict(ev['mnistlab_s'] < EVAL_TARGET_S)}")
-    print("\nratio = mnistlab seconds / torch seconds (below 1: mnistlab faster); acc m/t = test accuracy "
-          "of each after its epochs (a check that both trained alike); eval = logits + argmax of 10,000 images.")
+        row(case, r, 3, gm, gt, acc, "; ".join(goals))
+    ev = run_eval(x_test, args)
+    row("eval 800-800", ev, 4, goals=f"mnistlab < {1000 * EVAL_TARGET_S:.0f} ms: "
+                                     f"{verdict(ev['mnistlab_s'] < EVAL_TARGET_S)}")
+    print("\nratio = mnistlab s / torch s (below 1: mnistlab faster). acc m/t = test accuracy after the timed "
+          "epochs (should match:\nsame start, same batches). other = cores busy with other processes meanwhile. "
+          "eval = logits + argmax, 10,000 images.")
+    busiest = max([r["other_cores"] for r in results] + [ev["other_cores"]])
+    if busiest > 0.1:
+        print(f"WARNING: other processes kept up to {busiest:.2f} cores busy: these times are inflated "
+              "(torch's threads suffer most). Rerun on a quiet machine.")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "images": n, "repeats": args.repeats,
                                                "matmul_peak_gflops": peak, "cases": results,

@@ -51,8 +51,13 @@ def add_config_flags(parser):
     group = parser.add_argument_group("run configuration (flags override --config)")
     defaults = RunConfig()
     for name in FIELDS:
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="X",
-                           help=f"{HELP[name]} (default: {getattr(defaults, name)})")
+        value = getattr(defaults, name)
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        text = HELP[name] if "(default:" in HELP[name] else f"{HELP[name]} (default: {value})"
+        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="X", help=text)
 
 
 def config_from_args(args):
@@ -139,6 +144,9 @@ def main(argv=None):
         return args.func(args)
     except InputError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. --out names an existing file, or a folder that cannot be written
+        print(f"mnistlab: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)

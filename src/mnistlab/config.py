@@ -76,8 +76,10 @@ def validate(config, where="config"):
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and low <= value < high):
             bad(name, f"must be in [{low}, {high})")
-    if config.weight_decay < 0:
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
         bad("weight_decay", "must be >= 0")
+    if config.seed < 0:
+        bad("seed", "must be >= 0")
     if config.stop in ("early", "overfit", "patience") and config.val_fraction == 0:
         bad("stop", "needs a validation set (val_fraction > 0)")
     if config.threads is not None and config.threads <= 0:

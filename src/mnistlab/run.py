@@ -175,7 +175,7 @@ def _train(config, out_dir, checkpoint, progress, log):
     def on_epoch(t):
         write_text(out_dir / "history.csv", history_csv(t.history))
         save_checkpoint(out_dir / "checkpoint.safetensors", t, config, fingerprint)
-        if t.history and t.history[-1]["epoch"] == len(t.history):
+        if t.history and not (t.stop_reason or "").startswith("diverged"):  # else no new epoch to log
             r = t.history[-1]
             log(f"epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  acc {r['train_accuracy']:.4f}  "
                 f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s")
@@ -188,7 +188,8 @@ def _train(config, out_dir, checkpoint, progress, log):
                "diverged": trainer.stop_reason.startswith("diverged"), "data": source,
                "data_sha256": fingerprint, "test_accuracy": None, "test_loss": None}
     if trainer.history:
-        metrics.update({k: trainer.history[-1][k] for k in HISTORY_FIELDS[1:5]})
+        final = trainer.history[trainer.best[1] - 1] if trainer.best else trainer.history[-1]  # the saved weights'
+        metrics.update({k: final[k] for k in HISTORY_FIELDS[1:5]})
     if trainer.best:
         metrics["best_epoch"] = trainer.best[1]
     if not metrics["diverged"]:

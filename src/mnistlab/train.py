@@ -14,6 +14,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from .nn.blas import SMALL_BATCH
+
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "learning_rate", "seconds")
 
@@ -21,7 +23,7 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 def blas_threads(batch_size, cores):
     """BLAS threads for a batch size: products of a few rows are too small to split across cores,
     and on 2 cores a second thread made an 800-800 epoch at batch 8 twice as slow."""
-    return 1 if batch_size < 32 else cores
+    return 1 if batch_size < SMALL_BATCH else cores
 
 
 class Trainer:
@@ -45,7 +47,8 @@ class Trainer:
         threads = threads or blas_threads(self.batch_size, os.cpu_count() or 1)
         train_y = train_y.astype(np.intp)
         val_y = val_y.astype(np.intp)
-        with threadpool_limits(limits=threads, user_api="blas"):
+        # A diverging run overflows; that is caught below as a non-finite loss, so numpy need not warn.
+        with threadpool_limits(limits=threads, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
             while self.stop_reason is None:
                 record = self._epoch(train_x, train_y, val_x, val_y, progress)
                 if record is None:

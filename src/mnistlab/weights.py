@@ -9,7 +9,7 @@ leaves a half-written file. Loading checks the file against its own metadata.
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,14 @@ def atomic_write(path, write):
     """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # Created like open() would (mode 0666 less the umask), not 0600 as tempfile.mkstemp does;
+    # the mode is put back after writing, as safetensors' save_file also leaves 0600.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        mode = os.stat(tmp).st_mode & 0o777
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,6 +90,8 @@ def load_model(path):
         activation = meta["activation"]
     except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path}: metadata is damaged ({e})") from None
+    if len(sizes) < 2:
+        raise InputError(f"{path}: metadata sizes {sizes} describe no layer")
     weights, biases = [], []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         for name, shape, into in ((f"dense.{i}.weight", (fan_in, fan_out), weights),
@@ -99,7 +105,7 @@ def load_model(path):
     extra = set(tensors) - {f"dense.{i}.{k}" for i in range(len(weights)) for k in ("weight", "bias")}
     if extra:
         raise InputError(f"{path}: tensors {sorted(extra)} not described by its metadata")
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise InputError(f"{path}: unknown activation {activation!r} in metadata")
     if not all(np.isfinite(a).all() for a in weights + biases):
         raise InputError(f"{path}: weights contain NaN or infinity")

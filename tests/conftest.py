@@ -1,0 +1,142 @@
+"""Shared fixtures for the command-line, run, weights, config, stopping and evaluate tests.
+
+Everything trains on a tiny slice of the bundled MNIST (300 training and 100 test images written as
+CSV files) with a 16-unit hidden layer, so a whole training run takes a few hundredths of a second.
+"""
+
+import csv
+import json
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistlab.data import Dataset, export_csv, load_dataset
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TRAIN_ROWS, TEST_ROWS = 300, 100
+
+
+@dataclass
+class Tiny:
+    """The tiny data set as arrays and as a pair of CSV files."""
+
+    dataset: Dataset
+    train_csv: Path
+    test_csv: Path
+
+    @property
+    def data_flags(self):
+        return ["--data", str(self.train_csv), "--test-data", str(self.test_csv)]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Tiny:
+    mnist = load_dataset()
+    dataset = Dataset(mnist.train_images[:TRAIN_ROWS], mnist.train_labels[:TRAIN_ROWS],
+                      mnist.test_images[:TEST_ROWS], mnist.test_labels[:TEST_ROWS])
+    train_csv, test_csv = export_csv(dataset, tmp_path_factory.mktemp("tiny"))
+    return Tiny(dataset, train_csv, test_csv)
+
+
+def tiny_train_args(tiny, out, *extra):
+    """`mnistlab train` arguments for a 2-epoch, 16-unit run on the tiny CSVs into ``out``."""
+    return ["train", *tiny.data_flags, "--hidden", "16", "--epochs", "2", "--out", str(out), *extra]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``mnistlab.cli.main(argv)`` in-process; return its exit code and what it printed."""
+    from mnistlab.cli import main  # imported here so a broken nn/ does not stop test_data.py from collecting
+
+    def run(argv):
+        capsys.readouterr()  # drop anything printed before
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse: --help, bad flags
+            code = e.code
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+    return run
+
+
+def run_subprocess(argv, cwd=None):
+    """Run ``python -m mnistlab.cli`` as a real process: the exit code and stderr a shell sees."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, argv)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result, *fragments):
+    """Exit status 2 and exactly one line on stderr, naming every fragment, with no traceback."""
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    assert result.err.endswith("\n") and result.err.count("\n") == 1, repr(result.err)
+    assert result.err.startswith("mnistlab"), result.err
+    for fragment in fragments:
+        assert str(fragment) in result.err, (fragment, result.err)
+
+
+def assert_no_run_output(out_dir):
+    """A failed `train` leaves no weights and no metrics behind (ideally no folder at all)."""
+    out_dir = Path(out_dir)
+    assert not (out_dir / "model.safetensors").exists()
+    assert not (out_dir / "metrics.json").exists()
+
+
+@pytest.fixture(scope="session")
+def trained(tiny, tmp_path_factory):
+    """One finished 2-epoch run on the tiny data: its folder (never modify it; copy first)."""
+    from mnistlab.cli import main
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert main(tiny_train_args(tiny, out)) == 0
+    return out
+
+
+def read_history(path):
+    """history.csv as a list of dicts of floats (epoch as int)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+def without_seconds(history):
+    """History rows minus the wall-clock column, which is the only part allowed to differ."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an (uncompressed) IDX file laid out as the MNIST files are."""
+    path = Path(path)
+    path.write_bytes(struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+                     + np.ascontiguousarray(array, np.uint8).tobytes())
+    return path
+
+
+def write_idx_folder(folder, dataset):
+    """The four MNIST IDX files for ``dataset`` in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte", dataset.train_images.reshape(-1, 28, 28))
+    write_idx(folder / "train-labels-idx1-ubyte", dataset.train_labels)
+    write_idx(folder / "t10k-images-idx3-ubyte", dataset.test_images.reshape(-1, 28, 28))
+    write_idx(folder / "t10k-labels-idx1-ubyte", dataset.test_labels)
+    return folder

@@ -1,0 +1,160 @@
+"""Run configuration: TOML files and flags map onto RunConfig; every bad value is one stderr line
+naming the file or flag and the key, exit status 2, and no run folder."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_one_line_error, tiny_train_args
+from mnistlab.config import RunConfig, load_toml, updated, validate
+from mnistlab.errors import InputError
+from mnistlab.run import config_toml
+
+# ---------------------------------------------------------------- bad config files through the CLI
+
+BAD_TOML = [
+    ("learning_rate = 0.1\n", ["unknown key 'learning_rate'"]),
+    ("lr = 0\n", ["lr = 0.0", "must be a positive number"]),
+    ("lr = -0.5\n", ["lr = -0.5", "must be a positive number"]),
+    ("batch_size = 0\n", ["batch_size = 0", "must be a positive number"]),
+    ("batch_size = -8\n", ["batch_size = -8", "must be a positive number"]),
+    ("hidden = [0]\n", ["hidden = (0,)", "positive integers"]),
+    ("hidden = [32, 0]\n", ["hidden = (32, 0)", "positive integers"]),
+    ("hidden = []\n", ["hidden = ()", "positive integers"]),
+    ("stop_k = 2.5\n", ["stop_k = 2.5", "not a valid int"]),
+    ("activation = \"gelu\"\n", ["activation = 'gelu'", "expected one of relu"]),
+    ("momentum = 1.0\n", ["momentum = 1.0", "must be in [0, 1)"]),
+    ("nesterov = \"yes\"\n", ["nesterov = 'yes'", "not a valid bool"]),
+    ("seed = -1\n", ["seed = -1", "must be >= 0"]),
+    ("weight_decay = nan\n", ["weight_decay = nan"]),
+    ("stop = \"patience\"\nval_fraction = 0.0\n", ["stop = 'patience'", "needs a validation set"]),
+    ("lr = 0.1\nlr = 0.2\n", ["not valid TOML"]),
+    ("lr = \n", ["not valid TOML"]),
+]
+
+
+@pytest.mark.parametrize("text, must_mention", BAD_TOML, ids=[t.strip() for t, _ in BAD_TOML])
+def test_a_config_file_with_a_bad_entry_exits_2_naming_file_and_key_and_writes_no_run(
+        cli, tiny, tmp_path, text, must_mention):
+    config = tmp_path / "run.toml"
+    config.write_text("epochs = 1\n" + text)
+    out = tmp_path / "run"
+    result = cli(tiny_train_args(tiny, out, "--config", config))
+    assert_one_line_error(result, f"{config}:", *must_mention)
+    assert not out.exists()
+
+
+BAD_FLAGS = [
+    (["--lr", "0"], ["lr = 0.0", "must be a positive number"]),
+    (["--lr=-1"], ["lr = -1.0", "must be a positive number"]),
+    (["--lr", "abc"], ["lr = 'abc'", "not a valid float"]),
+    (["--lr", "nan"], ["lr = nan", "must be a positive number"]),
+    (["--batch-size", "0"], ["batch_size = 0", "must be a positive number"]),
+    (["--batch-size", "1.5"], ["batch_size = '1.5'", "not a valid int"]),
+    (["--hidden", "0"], ["hidden = (0,)", "positive integers"]),
+    (["--hidden", "16,0"], ["hidden = (16, 0)", "positive integers"]),
+    (["--hidden", "16,x"], ["hidden = ['16', 'x']", "not a valid"]),
+    (["--hidden", ","], ["hidden = ()", "positive integers"]),
+    (["--epochs", "0"], ["epochs = 0", "must be a positive number"]),
+    (["--dropout", "1"], ["dropout = 1.0", "must be in [0, 1)"]),
+    (["--val-fraction", "-0.1"], ["val_fraction = -0.1", "must be in [0, 1)"]),
+    (["--optimizer", "rmsprop"], ["optimizer = 'rmsprop'", "expected one of sgd, adam"]),
+    (["--stop", "sometimes"], ["stop = 'sometimes'", "expected one of none"]),
+    (["--threads", "0"], ["threads = 0", "must be a positive integer"]),
+    (["--seed", "-1"], ["seed = -1", "must be >= 0"]),
+    (["--weight-decay", "-0.1"], ["weight_decay = -0.1", "must be >= 0"]),
+    (["--weight-decay", "inf"], ["weight_decay = inf"]),
+]
+
+
+@pytest.mark.parametrize("flags, must_mention", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_a_bad_flag_value_exits_2_naming_the_setting_and_writes_no_run(cli, tiny, tmp_path, flags, must_mention):
+    out = tmp_path / "run"
+    result = cli(tiny_train_args(tiny, out, *flags))
+    assert_one_line_error(result, "flag:", *must_mention)
+    assert not out.exists()
+
+
+def test_a_missing_config_file_exits_2_naming_it(cli, tiny, tmp_path):
+    missing = tmp_path / "missing.toml"
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--config", missing))
+    assert_one_line_error(result, f"{missing}: cannot read")
+
+
+def test_a_bad_flag_is_caught_before_any_data_is_read(cli, tmp_path):
+    # The data paths do not exist: the flag's error, not the data's, is the one reported.
+    result = cli(["train", "--data", tmp_path / "none.csv", "--test-data", tmp_path / "none2.csv",
+                  "--lr", "0", "--out", tmp_path / "run"])
+    assert_one_line_error(result, "lr = 0.0")
+
+
+# ---------------------------------------------------------------- files and flags combined
+
+
+def test_flags_override_the_config_file(cli, tiny, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("epochs = 3\nlr = 0.01\nhidden = [8]\n")
+    out = tmp_path / "run"
+    assert cli(tiny_train_args(tiny, out, "--config", config)).code == 0  # --hidden 16 --epochs 2
+    saved = load_toml(out / "config.toml")
+    assert (saved.epochs, saved.lr, saved.hidden) == (2, 0.01, (16,))
+
+
+def test_a_config_file_may_put_its_keys_in_a_train_table(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("[train]\nlr = 0.2\nhidden = [32, 16]\nnesterov = false\n")
+    assert load_toml(path) == RunConfig(lr=0.2, hidden=(32, 16), nesterov=False)
+
+
+def test_an_empty_config_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("")
+    assert load_toml(path) == RunConfig()
+
+
+def test_hidden_sizes_may_be_written_as_a_comma_separated_string(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('hidden = "64, 32"\n')
+    assert load_toml(path).hidden == (64, 32)
+
+
+def test_whole_number_floats_are_accepted_for_integer_settings_and_bools_are_not():
+    assert updated(RunConfig(), {"epochs": 3.0}, "x").epochs == 3
+    with pytest.raises(InputError, match="epochs = True: not a valid int"):
+        updated(RunConfig(), {"epochs": True}, "x")
+
+
+# ---------------------------------------------------------------- config.toml written by a run reads back
+
+
+def test_the_saved_config_toml_reads_back_as_the_same_config(tmp_path):
+    config = RunConfig(data="/some where/train.csv", test_data="t.csv", hidden=(32, 16), activation="tanh",
+                       init="xavier", dropout=0.25, optimizer="adam", lr=3e-4, momentum=0.0, nesterov=False,
+                       weight_decay=1e-05, batch_size=8, schedule="step", step_size=3, gamma=0.5, epochs=7,
+                       stop="plateau", stop_k=2, plateau_window=4, plateau_tolerance=0.01, seed=42,
+                       init_from="base/model.safetensors", threads=2)
+    path = tmp_path / "config.toml"
+    path.write_text(config_toml(config))
+    assert load_toml(path) == config
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=st.floats(min_value=1e-12, max_value=1e6, allow_nan=False, allow_infinity=False),
+       hidden=st.lists(st.integers(1, 4096), min_size=1, max_size=4))
+def test_any_valid_learning_rate_and_hidden_sizes_survive_the_toml_round_trip_exactly(tmp_path_factory, lr, hidden):
+    config = RunConfig(lr=lr, hidden=tuple(hidden))
+    path = tmp_path_factory.mktemp("toml") / "config.toml"
+    path.write_text(config_toml(config))
+    assert load_toml(path) == config
+
+
+def test_validate_returns_a_valid_config_unchanged():
+    config = RunConfig(hidden=(16,), epochs=2)
+    assert validate(config) is config
+
+
+def test_every_default_is_valid():
+    assert validate(RunConfig()) == RunConfig()
+    assert dataclasses.asdict(RunConfig())["hidden"] == (800, 800)

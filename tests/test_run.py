@@ -1,0 +1,251 @@
+"""Training runs end to end: the run folder, `mnistlab test` agreeing with metrics.json, reproducing a
+run from its config.toml, resuming an interrupted run exactly, divergence, and fine-tuning."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import (assert_one_line_error, read_history, read_json, run_subprocess, tiny_train_args,
+                      without_seconds)
+from mnistlab.config import load_toml
+from mnistlab.run import load_data
+from mnistlab.train import HISTORY_FIELDS, Trainer
+from mnistlab.weights import load_model
+
+
+def weights_of(run_dir):
+    network, _ = load_model(run_dir / "model.safetensors")
+    return network.weights + network.biases
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def test_train_writes_config_history_weights_and_metrics_into_the_run_folder(trained):
+    assert sorted(p.name for p in trained.iterdir()) == \
+        ["checkpoint.safetensors", "config.toml", "history.csv", "metrics.json", "model.safetensors"]
+    lines = (trained / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds"
+    rows = read_history(trained / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["learning_rate"] for r in rows] == [0.05, 0.025]  # cosine from 0.05 over 2 epochs
+    assert rows[1]["train_loss"] < rows[0]["train_loss"]
+    metrics = read_json(trained / "metrics.json")
+    assert metrics["epochs"] == 2
+    assert metrics["stop_reason"] == "max epochs (2)"
+    assert metrics["diverged"] is False
+    assert 0.25 < metrics["test_accuracy"] <= 1  # it learned something: chance is 0.1
+    assert metrics["seconds"] >= 0 and metrics["wall_seconds"] >= metrics["seconds"]
+    assert metrics["train_loss"] == rows[-1]["train_loss"] and metrics["val_accuracy"] == rows[-1]["val_accuracy"]
+    config = load_toml(trained / "config.toml")
+    assert (config.hidden, config.epochs, config.seed) == ((16,), 2, 0)
+
+
+def test_train_prints_each_epoch_and_the_test_accuracy_it_saved(cli, tiny, tmp_path):
+    out = tmp_path / "run"
+    result = cli(tiny_train_args(tiny, out))
+    assert result.code == 0 and result.err == ""
+    metrics = read_json(out / "metrics.json")
+    assert f"test accuracy {100 * metrics['test_accuracy']:.2f}%" in result.out
+    assert "stopped: max epochs (2) after 2 epochs" in result.out
+    assert [line.split()[1] for line in result.out.splitlines() if line.startswith("epoch")] == ["1", "2"]
+
+
+def test_the_test_command_json_agrees_with_the_runs_metrics_on_the_same_data(cli, trained, tiny):
+    result = cli(["test", "--weights", trained / "model.safetensors", "--data", tiny.test_csv, "--json"])
+    assert result.code == 0 and result.err == ""
+    report = json.loads(result.out)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10)
+    assert matrix.sum() == report["examples"] == 100
+    assert matrix.sum(axis=1).tolist() == np.bincount(tiny.dataset.test_labels, minlength=10).tolist()
+    assert report["accuracy"] == np.trace(matrix) / 100
+    metrics = read_json(trained / "metrics.json")
+    assert report["accuracy"] == metrics["test_accuracy"]
+    assert report["loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+
+
+def test_the_test_command_prints_a_readable_report_with_the_same_accuracy(cli, trained, tiny):
+    result = cli(["test", "--weights", trained / "model.safetensors", "--data", tiny.test_csv])
+    accuracy = read_json(trained / "metrics.json")["test_accuracy"]
+    assert result.code == 0
+    assert result.out.startswith(f"accuracy {100 * accuracy:.2f}% on 100 images")
+    assert "confusion matrix (rows: true digit, columns: predicted)" in result.out
+
+
+# ---------------------------------------------------------------- reproducing a run
+
+
+def test_the_saved_config_toml_given_back_to_config_reproduces_the_run_exactly(cli, tiny, tmp_path):
+    first, again, other_seed = tmp_path / "first", tmp_path / "again", tmp_path / "other"
+    flags = ["--seed", "3", "--dropout", "0.2", "--batch-size", "32"]
+    assert cli(tiny_train_args(tiny, first, *flags)).code == 0
+    assert cli(["train", "--config", first / "config.toml", "--out", again]).code == 0
+    assert cli(tiny_train_args(tiny, other_seed, *flags[2:], "--seed", "4")).code == 0
+    assert load_toml(again / "config.toml") == load_toml(first / "config.toml")
+    history = without_seconds(read_history(first / "history.csv"))
+    assert without_seconds(read_history(again / "history.csv")) == history
+    assert without_seconds(read_history(other_seed / "history.csv")) != history  # the seed does matter
+    assert_same_weights(weights_of(again), weights_of(first))
+    assert read_json(again / "metrics.json")["test_accuracy"] == read_json(first / "metrics.json")["test_accuracy"]
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def interrupt_after_epoch(monkeypatch, epochs_done):
+    """Make the trainer raise KeyboardInterrupt (as Ctrl-C would) when it starts the next epoch."""
+    real_epoch = Trainer._epoch
+
+    def epoch(self, *args):
+        if len(self.history) == epochs_done:
+            raise KeyboardInterrupt
+        return real_epoch(self, *args)
+
+    monkeypatch.setattr(Trainer, "_epoch", epoch)
+
+
+@pytest.mark.parametrize("flags, stop_after", [
+    (["--dropout", "0.2"], 2),  # sgd with Nesterov momentum: velocities and the dropout generator must resume
+    (["--optimizer", "adam", "--lr", "0.003"], 2),  # Adam: moments and step counts must resume
+    # Patience, interrupted right after its best epoch: the best weights must come back from the checkpoint.
+    (["--stop", "patience", "--stop-k", "2", "--lr", "0.3", "--schedule", "constant"], "best"),
+], ids=["sgd-dropout", "adam", "patience"])
+def test_an_interrupted_then_resumed_run_ends_identical_to_an_uninterrupted_run(
+        cli, tiny, tmp_path, monkeypatch, flags, stop_after):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    args = [*flags, "--epochs", "6"]
+    assert cli(tiny_train_args(tiny, straight, *args)).code == 0
+    if stop_after == "best":
+        stop_after = read_json(straight / "metrics.json")["best_epoch"]
+        assert 1 < stop_after < len(read_history(straight / "history.csv"))  # else the case proves nothing
+
+    interrupt_after_epoch(monkeypatch, stop_after)
+    result = cli(tiny_train_args(tiny, interrupted, *args))
+    assert result.code == 130 and result.err == "mnistlab: interrupted\n"
+    assert [r["epoch"] for r in read_history(interrupted / "history.csv")] == list(range(1, stop_after + 1))
+    assert (interrupted / "checkpoint.safetensors").exists()
+    assert not (interrupted / "model.safetensors").exists() and not (interrupted / "metrics.json").exists()
+    monkeypatch.undo()
+
+    result = cli(["train", "--resume", interrupted])
+    assert result.code == 0, result.err
+    assert f"resuming {interrupted} after epoch {stop_after}" in result.out
+    assert without_seconds(read_history(interrupted / "history.csv")) == \
+        without_seconds(read_history(straight / "history.csv"))
+    assert_same_weights(weights_of(interrupted), weights_of(straight))
+    a, b = read_json(straight / "metrics.json"), read_json(interrupted / "metrics.json")
+    for key in ("stop_reason", "epochs", "test_accuracy", "best_epoch"):
+        assert b.get(key) == a.get(key), key
+
+
+def test_resuming_a_finished_run_changes_nothing_and_says_so(cli, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    result = cli(["train", "--resume", run])
+    assert result.code == 0
+    assert "run already finished (max epochs (2))" in result.out
+    assert_same_weights(weights_of(run), weights_of(trained))
+    assert read_history(run / "history.csv") == read_history(trained / "history.csv")
+
+
+def test_resuming_a_folder_without_a_checkpoint_exits_2_naming_it(cli, tmp_path):
+    assert_one_line_error(cli(["train", "--resume", tmp_path]), tmp_path, "no checkpoint.safetensors")
+
+
+def test_resuming_after_the_training_data_changed_exits_2_and_keeps_the_checkpoint(cli, tiny, tmp_path, monkeypatch):
+    train_csv = tmp_path / "train.csv"
+    shutil.copy(tiny.train_csv, train_csv)
+    run = tmp_path / "run"
+    interrupt_after_epoch(monkeypatch, 1)
+    args = ["train", "--data", train_csv, "--test-data", tiny.test_csv, "--hidden", "16", "--epochs", "3",
+            "--out", run]
+    assert cli(args).code == 130
+    monkeypatch.undo()
+    checkpoint = (run / "checkpoint.safetensors").read_bytes()
+    lines = train_csv.read_text().splitlines()
+    train_csv.write_text("\n".join(lines[1:]) + "\n")  # one image fewer
+    result = cli(["train", "--resume", run])
+    assert_one_line_error(result, run / "checkpoint.safetensors", "other data")
+    assert (run / "checkpoint.safetensors").read_bytes() == checkpoint
+    assert not (run / "model.safetensors").exists()
+
+
+def test_a_damaged_checkpoint_exits_2_naming_it(cli, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "checkpoint.safetensors").write_bytes(b"\x00" * 50)
+    assert_one_line_error(cli(["train", "--resume", run]), run / "checkpoint.safetensors")
+
+
+# ---------------------------------------------------------------- divergence
+
+
+def test_a_diverging_run_exits_1_keeps_its_history_and_saves_no_weights(cli, tiny, tmp_path):
+    out = tmp_path / "run"
+    # The rate is sane for epoch 1, then multiplied by 1e20: the weights overflow in epoch 2.
+    result = cli(tiny_train_args(tiny, out, "--epochs", "5", "--schedule", "step", "--step-size", "1",
+                                 "--gamma", "1e20"))
+    assert result.code == 1
+    assert result.err == ""  # no traceback, and no overflow warnings either
+    assert "diverged at epoch 2: no weights saved" in result.out
+    assert len([line for line in result.out.splitlines() if line.startswith("epoch")]) == 1
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == [1]
+    assert not (out / "model.safetensors").exists()
+    metrics = read_json(out / "metrics.json")
+    assert metrics["diverged"] is True
+    assert metrics["stop_reason"] == "diverged at epoch 2"
+    assert metrics["test_accuracy"] is None and metrics["epochs"] == 1
+
+
+def test_a_huge_learning_rate_with_random_init_ends_as_diverged_in_a_real_process(tiny, tmp_path):
+    out = tmp_path / "run"
+    result = run_subprocess(tiny_train_args(tiny, out, "--lr", "1e30", "--init", "random"))
+    assert result.code == 1
+    assert "Traceback" not in result.err and "Warning" not in result.err
+    assert "diverged at epoch 1" in result.out
+    assert (out / "history.csv").read_text().splitlines() == [",".join(HISTORY_FIELDS)]
+    assert not (out / "model.safetensors").exists()
+    assert read_json(out / "metrics.json")["stop_reason"] == "diverged at epoch 1"
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+
+def test_fine_tuning_with_a_tiny_rate_starts_from_the_saved_weights(cli, trained, tiny, tmp_path):
+    base = trained / "model.safetensors"
+    tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
+    # --hidden 64 is ignored: the saved network's architecture is used.
+    flags = ["--epochs", "1", "--lr", "1e-9", "--hidden", "64"]
+    assert cli(tiny_train_args(tiny, tuned, *flags, "--init-from", base)).code == 0
+    assert cli(tiny_train_args(tiny, fresh, *flags)).code == 0
+
+    network, meta = load_model(tuned / "model.safetensors")
+    assert network.sizes == meta["sizes"] == [784, 16, 10]
+    for after, before in zip(weights_of(tuned), weights_of(trained)):
+        assert np.allclose(after, before, atol=1e-6)
+    assert read_json(tuned / "metrics.json")["test_accuracy"] == pytest.approx(
+        read_json(trained / "metrics.json")["test_accuracy"], abs=0.01)
+    tuned_loss = read_history(tuned / "history.csv")[0]["train_loss"]
+    fresh_loss = read_history(fresh / "history.csv")[0]["train_loss"]
+    assert tuned_loss < fresh_loss - 0.3  # a fresh net starts near ln 10 = 2.3
+    # The first epoch's loss is the saved model's own loss on the training split.
+    train_x, train_y, *_ = load_data(load_toml(tuned / "config.toml"))
+    base_loss, _ = load_model(base)[0].evaluate(train_x, train_y.astype(np.intp))
+    assert tuned_loss == pytest.approx(base_loss, rel=1e-4)
+    assert load_toml(tuned / "config.toml").init_from == str(base)
+
+
+def test_fine_tuning_with_an_ordinary_rate_improves_on_the_saved_model(cli, trained, tiny, tmp_path):
+    tuned = tmp_path / "tuned"
+    assert cli(tiny_train_args(tiny, tuned, "--epochs", "3", "--init-from", trained / "model.safetensors")).code == 0
+    first_tuned = read_history(tuned / "history.csv")[0]["train_loss"]
+    assert first_tuned < read_history(trained / "history.csv")[-1]["train_loss"]
