@@ -195,7 +195,7 @@ def test_a_real_process_given_a_bad_csv_exits_2_with_one_stderr_line(tiny, tmp_p
 
 def test_a_real_process_given_a_bad_flag_value_exits_2_with_one_stderr_line(tmp_path):
     result = run_subprocess(["train", "--batch-size", "0", "--out", tmp_path / "run"])
-    assert_one_line_error(result, "batch_size", "must be a positive number")
+    assert_one_line_error(result, "--batch-size", "must be a positive number")
     assert not (tmp_path / "run").exists()
 
 
@@ -249,3 +249,8 @@ def test_version_prints_the_package_version(cli):
     from mnistlab import __version__
     result = cli(["--version"])
     assert result.code == 0 and result.out.strip() == f"mnistlab {__version__}"
+
+
+def test_resume_with_other_run_flags_exits_2_instead_of_ignoring_them(cli, tmp_path):
+    result = cli(["train", "--resume", str(tmp_path / "run"), "--epochs", "9"])
+    assert_one_line_error(result, "--resume", "--epochs")

@@ -58,15 +58,21 @@ CHOICES = {"activation": ACTIVATIONS, "init": INITIALIZERS, "optimizer": OPTIMIZ
            "schedule": SCHEDULES, "stop": STOPPING}
 
 
+def _label(name, where):
+    """A setting as the user wrote it: ``--batch-size`` on the command line, ``batch_size`` in a file."""
+    return "--" + name.replace("_", "-") if where == "flag" else name
+
+
 def validate(config, where="config"):
     """Raise InputError on the first bad value; ``where`` names the file or 'flag' for the message."""
     def bad(name, why):
-        raise InputError(f"{where}: {name} = {getattr(config, name)!r}: {why}")
+        raise InputError(f"{where}: {_label(name, where)} = {getattr(config, name)!r}: {why}")
 
     for name, choices in CHOICES.items():
         if getattr(config, name) not in choices:
             bad(name, f"expected one of {', '.join(choices)}")
-    for name in ("lr", "batch_size", "epochs", "stop_k", "plateau_window", "step_size"):
+    for name in ("lr", "batch_size", "epochs", "stop_k", "plateau_window", "step_size", "gamma",
+                 "plateau_tolerance"):
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             bad(name, "must be a positive number")
@@ -111,7 +117,7 @@ def _coerce(name, value, where):
             return value
         return None if value is None else str(value)
     except (ValueError, TypeError, KeyError):
-        raise InputError(f"{where}: {name} = {value!r}: not a valid {kind}") from None
+        raise InputError(f"{where}: {_label(name, where)} = {value!r}: not a valid {kind}") from None
 
 
 def updated(config, values, where):

@@ -8,6 +8,7 @@ leaves a half-written file. Loading checks the file against its own metadata.
 """
 
 import json
+import math
 import os
 import secrets
 from pathlib import Path
@@ -41,10 +42,21 @@ def atomic_write(path, write):
         raise
 
 
+def _finite_or_none(obj):
+    """NaN and infinity are not JSON: write them as null (e.g. validation loss with no validation set)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj):
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
+            json.dump(_finite_or_none(obj), f, indent=2, allow_nan=False)
             f.write("\n")
     atomic_write(path, write)
 
@@ -59,8 +71,8 @@ def network_tensors(network):
 
 def save_model(path, network, **info):
     """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
-    meta = {"format": FORMAT, "sizes": network.sizes, "activation": network.activation_name,
-            "dropout": network.dropout, "normalisation": NORMALISATION, **info}
+    meta = _finite_or_none({"format": FORMAT, "sizes": network.sizes, "activation": network.activation_name,
+            "dropout": network.dropout, "normalisation": NORMALISATION, **info})
     tensors = network_tensors(network)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
 
