@@ -8,17 +8,17 @@ the ratio mnistlab/torch (below 1: mnistlab faster) and, for batch >= 64, the ac
 their share of this machine's matmul peak (best of 3 float32 4096x4096 numpy matmuls, same run).
 Last, the seconds to infer (logits + argmax) the 10,000 test images with the 800-800 network.
 
-The clock (time.perf_counter) covers only the epoch's loop: reading the files and the per-epoch
-shuffle (one gather into a contiguous array, shared by both) come before it. Each library does one
-warm-up step per case. Both are capped at --threads N: torch.set_num_threads(N), and
-threadpoolctl.threadpool_limits(N) around mnistlab's work and the peak matmul.
+The clock (time.perf_counter) covers only the epoch's loop, not reading the files (mnistlab.data)
+nor the per-epoch shuffle (one gather into a contiguous array, shared by both). Each library does
+one warm-up step per case. Both are capped at --threads N: torch.set_num_threads(N), and
+threadpoolctl.threadpool_limits(min(N, mnistlab's own choice for the batch size,
+mnistlab.train.blas_threads)) around mnistlab's work, threadpool_limits(N) around the peak matmul.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
           [--cases 100-100/8,800-800/64] [--json results.json]      (`make bench` runs it plainly)
 """
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -32,8 +32,13 @@ from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 
+try:  # mnistlab's own thread count for a batch size (what its trainer uses); capped at --threads
+    from mnistlab.train import blas_threads
+except ImportError:
+    blas_threads = None
 try:
     import torch
     import torch.nn.functional as F
@@ -51,25 +56,9 @@ LR, TRAIN_N, QUICK_N, SEED = 0.01, 54_000, 6_000, 0
 PAUSE_S = 0.5
 
 
-def load_mnist():
-    """uint8 train/test images (n, 784) and labels: mnistlab.data if it works, else the gz IDX files."""
-    try:
-        from mnistlab.data import load_dataset
-        ds = load_dataset()
-        return ds.train_images, ds.train_labels, ds.test_images, ds.test_labels
-    except Exception as e:  # noqa: BLE001 - the loader is optional here
-        print(f"(mnistlab.data not usable: {e!r}; reading data/mnist/*.gz directly)")
-
-        def idx(name, offset):
-            return np.frombuffer(gzip.open(ROOT / "data" / "mnist" / name).read(), np.uint8, offset=offset)
-        return (idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784), idx("train-labels-idx1-ubyte.gz", 8),
-                idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784), idx("t10k-labels-idx1-ubyte.gz", 8))
-
-
 def machine_info(threads):
-    cpu = platform.processor() or "?"
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+    with open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine())
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "numpy": np.__version__, "torch": torch.__version__ if torch else None}
 
@@ -144,9 +133,10 @@ def run_case(case, x, y, x_test, y_test, args):
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
     net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
     opt, rng = Sgd(), np.random.default_rng(SEED)
+    threads = min(args.threads, blas_threads(batch, args.threads)) if blas_threads else args.threads
     model = torch_copy(net) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
-    mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, args.threads, rng)  # warm-up: one step each
+    mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each
     if torch:
         torch_epoch(model, topt, torch.from_numpy(x[:batch]), torch.from_numpy(y[:batch]), batch)
     times_m, times_t, snap = [], [], cpu_snapshot()
@@ -154,23 +144,24 @@ def run_case(case, x, y, x_test, y_test, args):
         order = np.random.default_rng(SEED + 1 + r).permutation(len(x))  # the same shuffle for both
         xe, ye = np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order])
         time.sleep(PAUSE_S)
-        times_m.append(mnistlab_epoch(net, opt, xe, ye, batch, args.threads, rng))
+        times_m.append(mnistlab_epoch(net, opt, xe, ye, batch, threads, rng))
         if torch:
             time.sleep(PAUSE_S)
             times_t.append(torch_epoch(model, topt, torch.from_numpy(xe), torch.from_numpy(ye), batch))
     other = other_cores(snap, cpu_snapshot())
     m, t = statistics.median(times_m), statistics.median(times_t) if torch else None
     flops = train_flops_per_sample(sizes) * len(x)
-    with threadpool_limits(args.threads):
+    with threadpool_limits(threads):
         acc_m = net.evaluate(x_test, y_test)[1]
     acc_t = None
     if torch:
         with torch.inference_mode():
             acc_t = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
-    return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_s": m, "torch_s": t,
-            "ratio": m / t if torch else None, "mnistlab_all_s": times_m, "torch_all_s": times_t,
-            "mnistlab_gflops": flops / m / 1e9, "torch_gflops": flops / t / 1e9 if torch else None,
-            "test_acc_mnistlab": acc_m, "test_acc_torch": acc_t, "other_cores": other}
+    return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_threads": threads,
+            "mnistlab_s": m, "torch_s": t, "ratio": m / t if torch else None, "mnistlab_all_s": times_m,
+            "torch_all_s": times_t, "mnistlab_gflops": flops / m / 1e9,
+            "torch_gflops": flops / t / 1e9 if torch else None, "test_acc_mnistlab": acc_m,
+            "test_acc_torch": acc_t, "other_cores": other}
 
 
 def run_eval(x_test, args, tries=7):
@@ -194,7 +185,8 @@ def run_eval(x_test, args, tries=7):
             time.sleep(PAUSE_S)
             times.append(fn())
     tm, tt = statistics.median(runs[0][1]), statistics.median(runs[1][1]) if torch else None
-    return {"mnistlab_s": tm, "torch_s": tt, "ratio": tm / tt if torch else None,
+    return {"mnistlab_threads": args.threads, "mnistlab_s": tm, "torch_s": tt,
+            "ratio": tm / tt if torch else None,
             "other_cores": other_cores(snap, cpu_snapshot())}
 
 
@@ -204,8 +196,8 @@ def verdict(ok):
 
 def row(name, r, digits, gm="", gt="", acc="", goals=""):
     t, ratio = (float("nan") if r[k] is None else r[k] for k in ("torch_s", "ratio"))
-    print(f"{name:<16} {r['mnistlab_s']:>10.{digits}f} {t:>8.{digits}f} {ratio:>5.2f} {gm:>15} {gt:>15} "
-          f"{acc:>11} {r['other_cores']:>5.2f}  {goals}", flush=True)
+    print(f"{name:<16} {r['mnistlab_threads']:>3} {r['mnistlab_s']:>10.{digits}f} {t:>8.{digits}f} {ratio:>5.2f} "
+          f"{gm:>15} {gt:>15} {acc:>11} {r['other_cores']:>5.2f}  {goals}", flush=True)
 
 
 def main(argv=None):
@@ -225,16 +217,17 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     else:
         print("NOTE: torch is not importable (pip install torch==2.13.0): timing mnistlab only, ratios n/a.")
-    x_tr, y_tr, x_te, y_te = load_mnist()
-    n = QUICK_N if args.quick else TRAIN_N
-    x, y = x_tr[:n].astype(np.float32) / 255, y_tr[:n].astype(np.int64)  # the first n, float32 in [0, 1]
-    x_test, y_test = x_te.astype(np.float32) / 255, y_te.astype(np.int64)
+    ds, n = load_dataset(), QUICK_N if args.quick else TRAIN_N  # bundled MNIST, uint8
+    x, y = ds.train_images[:n].astype(np.float32) / 255, ds.train_labels[:n].astype(np.int64)  # the first n
+    x_test, y_test = ds.test_images.astype(np.float32) / 255, ds.test_labels.astype(np.int64)
+    snap = cpu_snapshot()
     peak = matmul_peak_gflops(args.threads)
-    print(f"matmul peak (numpy float32 4096x4096, best of 3): {peak:.1f} GFLOP/s")
+    peak_other = other_cores(snap, cpu_snapshot())
+    print(f"matmul peak (numpy float32 4096x4096, best of 3): {peak:.1f} GFLOP/s (other: {peak_other:.2f})")
     print(f"epoch = the first {n} training images, shuffled; median of {args.repeats} epochs per library\n")
 
-    print(f"{'case':<16} {'mnistlab s':>10} {'torch s':>8} {'ratio':>5} {'GFLOP/s m (%pk)':>15} "
-          f"{'GFLOP/s t (%pk)':>15} {'acc m/t':>11} {'other':>5}  target\n" + "-" * 118)
+    print(f"{'case':<16} {'thr':>3} {'mnistlab s':>10} {'torch s':>8} {'ratio':>5} {'GFLOP/s m (%pk)':>15} "
+          f"{'GFLOP/s t (%pk)':>15} {'acc m/t':>11} {'other':>5}  target\n" + "-" * 122)
     results = []
     for case in cases:
         r = run_case(case, x, y, x_test, y_test, args)
@@ -246,7 +239,8 @@ def main(argv=None):
         gt = f"{r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / peak:.0f}%)" if show and torch else ""
         goals = []
         if ratio_max is not None:
-            goals.append(f"ratio <= {ratio_max}: {verdict(None if r['ratio'] is None else r['ratio'] <= ratio_max)}")
+            ok = None if r["ratio"] is None else r["ratio"] <= ratio_max
+            goals.append(f"ratio <= {ratio_max}: {verdict(ok)}")
         if peak_min is not None:
             goals.append(f">= {100 * peak_min:.0f}% peak: {verdict(r['mnistlab_peak_share'] >= peak_min)}")
         acc = f"{r['test_acc_mnistlab']:.3f}/" + (f"{r['test_acc_torch']:.3f}" if torch else "-")
@@ -254,17 +248,18 @@ def main(argv=None):
     ev = run_eval(x_test, args)
     row("eval 800-800", ev, 4, goals=f"mnistlab < {1000 * EVAL_TARGET_S:.0f} ms: "
                                      f"{verdict(ev['mnistlab_s'] < EVAL_TARGET_S)}")
-    print("\nratio = mnistlab s / torch s (below 1: mnistlab faster). acc m/t = test accuracy after the timed "
-          "epochs (should match:\nsame start, same batches). other = cores busy with other processes meanwhile. "
-          "eval = logits + argmax, 10,000 images.")
-    busiest = max([r["other_cores"] for r in results] + [ev["other_cores"]])
+    print("\nthr: mnistlab's BLAS threads (its own choice for the batch size, capped at --threads; torch uses "
+          "--threads).\nratio: mnistlab s / torch s, below 1 = mnistlab faster. acc m/t: test accuracy after the "
+          "timed epochs\n(should match: same start, same batches). other: cores busy with other processes "
+          "meanwhile.\neval: logits + argmax over the 10,000 test images.")
+    busiest = max([r["other_cores"] for r in results] + [ev["other_cores"], peak_other])
     if busiest > 0.1:
         print(f"WARNING: other processes kept up to {busiest:.2f} cores busy: these times are inflated "
               "(torch's threads suffer most). Rerun on a quiet machine.")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "images": n, "repeats": args.repeats,
-                                               "matmul_peak_gflops": peak, "cases": results,
-                                               "eval_800_800": ev}, indent=2))
+        Path(args.json).write_text(json.dumps({
+            "machine": info, "images": n, "repeats": args.repeats, "matmul_peak_gflops": peak,
+            "peak_other_cores": peak_other, "cases": results, "eval_800_800": ev}, indent=2))
 
 
 if __name__ == "__main__":
