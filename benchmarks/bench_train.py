@@ -12,7 +12,7 @@ The clock (time.perf_counter) covers only the epoch's loop, not reading the file
 nor the per-epoch shuffle (one gather into a contiguous array, shared by both). Each library does
 one warm-up step per case. Both are capped at --threads N: torch.set_num_threads(N), and
 threadpoolctl.threadpool_limits(min(N, mnistlab's own choice for the batch size,
-mnistlab.train.blas_threads)) around mnistlab's work, threadpool_limits(N) around the peak matmul.
+mnistlab.nn.blas.thread_limits)) around mnistlab's work, threadpool_limits(N) around the peak matmul.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
           [--cases 100-100/8,800-800/64] [--json results.json]      (`make bench` runs it plainly)
@@ -35,10 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 
-try:  # mnistlab's own thread count for a batch size (what its trainer uses); capped at --threads
-    from mnistlab.train import blas_threads
-except ImportError:
-    blas_threads = None
+from mnistlab.nn.blas import SMALL_BATCH, thread_limits  # noqa: E402
 try:
     import torch
     import torch.nn.functional as F
@@ -112,7 +109,7 @@ def torch_copy(net):
 
 
 def mnistlab_epoch(net, opt, x, y, batch, threads, rng):
-    with threadpool_limits(threads):
+    with thread_limits(batch, threads):  # what mnistlab's trainer uses: 1 thread below SMALL_BATCH
         t0 = time.perf_counter()
         for i in range(0, len(x), batch):
             net.train_step(x[i:i + batch], y[i:i + batch], opt, LR, rng)
@@ -133,7 +130,7 @@ def run_case(case, x, y, x_test, y_test, args):
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
     net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
     opt, rng = Sgd(), np.random.default_rng(SEED)
-    threads = min(args.threads, blas_threads(batch, args.threads)) if blas_threads else args.threads
+    threads = 1 if batch < SMALL_BATCH else args.threads
     model = torch_copy(net) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
     mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each

@@ -7,23 +7,15 @@ history, best weights, generator) can be saved and put back, so an interrupted r
 """
 
 import math
-import os
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .nn.blas import SMALL_BATCH
+from .nn.blas import thread_limits
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "learning_rate", "seconds")
-
-
-def blas_threads(batch_size, cores):
-    """BLAS threads for a batch size: products of a few rows are too small to split across cores,
-    and on 2 cores a second thread made an 800-800 epoch at batch 8 twice as slow."""
-    return 1 if batch_size < SMALL_BATCH else cores
 
 
 class Trainer:
@@ -42,13 +34,12 @@ class Trainer:
         """Train until the stopping rule fires or the loss diverges; return the stop reason.
 
         train_x: (n, features) float32, train_y: (n,) integer labels; likewise the validation set
-        (which may be empty). ``threads`` caps BLAS threads (None: chosen from the batch size).
+        (which may be empty). ``threads``: BLAS threads for batches of 32 or more (None: all cores).
         """
-        threads = threads or blas_threads(self.batch_size, os.cpu_count() or 1)
         train_y = train_y.astype(np.intp)
         val_y = val_y.astype(np.intp)
         # A diverging run overflows; that is caught below as a non-finite loss, so numpy need not warn.
-        with threadpool_limits(limits=threads, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
+        with thread_limits(self.batch_size, threads), np.errstate(over="ignore", invalid="ignore"):
             while self.stop_reason is None:
                 record = self._epoch(train_x, train_y, val_x, val_y, progress)
                 if record is None:

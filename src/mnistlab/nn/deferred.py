@@ -43,12 +43,11 @@ class DeferredUpdates:
     def correct_forward(self, out, x):
         """out += x @ (pending update); out is x @ W + b already."""
         if self.rows:
-            mix = gemm(np.empty((len(x), self.rows), x.dtype), x, self.A[:self.rows], trans_b=True)
+            mix = gemm(np.empty((len(x), self.rows), x.dtype), x, self.A[:self.rows].T)
             gemm(out, mix, self.D[:self.rows], beta=1.0)
 
     def correct_backward(self, out, delta):
         """out += delta @ (pending update).T; out is delta @ W.T already."""
         if self.rows:
-            mix = gemm(np.empty((len(delta), self.rows), delta.dtype), delta, self.D[:self.rows],
-                       trans_b=True)
+            mix = gemm(np.empty((len(delta), self.rows), delta.dtype), delta, self.D[:self.rows].T)
             gemm(out, mix, self.A[:self.rows], beta=1.0)

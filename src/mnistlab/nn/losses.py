@@ -24,21 +24,24 @@ class SoftmaxCrossEntropy:
     name = "softmax_cross_entropy"
 
     def value(self, logits, labels):
-        return self.value_and_grad(logits, labels)[0]
+        return self.value_and_grad(logits.copy(), labels)[0]
 
     def grad(self, logits, labels):
-        return self.value_and_grad(logits, labels)[1]
+        return self.value_and_grad(logits.copy(), labels)[1]
 
     def value_and_grad(self, logits, labels):
-        """Return (mean loss, dLoss/dlogits); one pass shared by both, as training needs both."""
+        """(mean loss, dLoss/dlogits), computed in place: ``logits`` is overwritten by the gradient.
+
+        One pass shared by both, as training needs both; written with as few NumPy calls as
+        possible, since at batch 8 each call costs more than its arithmetic.
+        """
         n = len(labels)
         rows = np.arange(n)
-        log_p = log_softmax(logits)
-        loss = -float(log_p[rows, labels].sum(dtype=np.float64)) / n
-        grad = np.exp(log_p, out=log_p)
-        grad[rows, labels] -= 1
-        grad /= n
-        return loss, grad
-
-
-LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy()}
+        logits -= logits.max(axis=1, keepdims=True)  # now every logit <= 0: exp cannot overflow
+        picked = logits[rows, labels]
+        np.exp(logits, out=logits)
+        sums = logits.sum(axis=1, keepdims=True)  # >= 1, as the largest term is exp(0)
+        loss = float(np.log(sums).sum(dtype=np.float64) - picked.sum(dtype=np.float64)) / n
+        logits /= sums * n  # softmax / n
+        logits[rows, labels] -= 1.0 / n  # (softmax - one_hot) / n
+        return loss, logits

@@ -102,7 +102,7 @@ class Network:
             self._buffers[key] = {
                 "acts": [np.empty((batch, n), self.dtype) for n in widths],
                 "dropped": [np.empty((batch, n), self.dtype) for n in widths[:-1]],
-                "back": [np.empty((batch, n), self.dtype) for n in widths[:-1]],
+                "back": [np.empty((batch, n), self.dtype, order="F") for n in widths[:-1]],
             }
         return self._buffers[key]
 
