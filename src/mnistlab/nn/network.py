@@ -102,7 +102,9 @@ class Network:
             self._buffers[key] = {
                 "acts": [np.empty((batch, n), self.dtype) for n in widths],
                 "dropped": [np.empty((batch, n), self.dtype) for n in widths[:-1]],
-                "back": [np.empty((batch, n), self.dtype, order="F") for n in widths[:-1]],
+                # Column-major: BLAS writes delta @ W.T faster that way for wide layers (blas.py).
+                "back": [np.empty((batch, n), self.dtype, order="F" if n >= 256 else "C")
+                         for n in widths[:-1]],
             }
         return self._buffers[key]
 
