@@ -83,3 +83,10 @@ def add_outer(C, alpha, inputs, delta, beta):
     temporary the size of C and read it back, which for small batches is most of the step's time.
     """
     return gemm(C, inputs.T, delta, alpha, beta)
+
+
+def axpy(y, alpha, x):
+    """y += alpha * x, in place, in one pass; NumPy's ``y += alpha * x`` makes a temporary first."""
+    routine = blas.saxpy if y.dtype == np.float32 else blas.daxpy
+    routine(x.reshape(-1), y.reshape(-1), a=alpha)  # reshape(-1) of a contiguous array is a view
+    return y

@@ -10,7 +10,7 @@ Handing over the factors instead of dW lets plain SGD fold the whole update into
 
 import numpy as np
 
-from .blas import add_outer
+from .blas import add_outer, axpy
 
 
 class Sgd:
@@ -52,11 +52,11 @@ class Sgd:
         vb -= lr * db
         if self.nesterov:  # W += mu * v_new - lr * (g + wd * W)
             add_outer(W, -lr, inputs, delta, 1.0 - lr * self.weight_decay)
-            W += mu * vW
+            axpy(W, mu, vW)
             b += mu * vb
             b -= lr * db
         else:
-            W += vW
+            axpy(W, 1.0, vW)
             b += vb
 
     def state(self):
