@@ -224,28 +224,3 @@ def test_schedules_give_the_documented_rates():
     assert [step(e) for e in (0, 9, 10, 25)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
     cosine = make_schedule("cosine", 0.1, 10)
     assert [cosine(0), cosine(5), cosine(10)] == pytest.approx([0.1, 0.05, 0.0])
-
-
-@pytest.mark.parametrize("capacity", [8, 24, 64])
-def test_deferred_updates_give_the_same_weights_as_plain_sgd(capacity):
-    rng = np.random.default_rng(12)
-    x = rng.random((96, 30))
-    y = rng.integers(0, 10, 96)
-    plain = Network.initialized([30, 20, 15, 10], "he", np.random.default_rng(0), dtype=np.float64)
-    lazy = Network.initialized([30, 20, 15, 10], "he", np.random.default_rng(0), dtype=np.float64)
-    lazy.defer_updates(capacity)
-    for i in range(0, 96, 8):
-        l1, c1 = plain.train_step(x[i:i + 8], y[i:i + 8], Sgd(), 0.1)
-        l2, c2 = lazy.train_step(x[i:i + 8], y[i:i + 8], Sgd(), 0.1)
-        assert l2 == pytest.approx(l1, rel=1e-12) and c1 == c2
-    assert lazy.deferred[0].rows > 0 or capacity == 8  # some updates still pending before flush
-    lazy.flush()
-    for a, b in zip(lazy.weights, plain.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-
-
-def test_deferred_updates_refuse_an_optimizer_with_momentum():
-    net = Network.initialized([4, 3, 2], "he", np.random.default_rng(0))
-    net.defer_updates(16)
-    with pytest.raises(ValueError, match="plain SGD"):
-        net.train_step(np.ones((2, 4), np.float32), np.array([0, 1]), Sgd(momentum=0.9), 0.1)

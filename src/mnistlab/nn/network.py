@@ -9,7 +9,6 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .blas import affine, backprop
-from .deferred import DeferredUpdates
 from .initializers import INITIALIZERS
 from .losses import SoftmaxCrossEntropy
 
@@ -25,7 +24,6 @@ class Network:
         self.dropout = float(dropout)
         self.loss = SoftmaxCrossEntropy()
         self._buffers = {}
-        self.deferred = None  # per-layer DeferredUpdates while plain SGD defers its updates
 
     @classmethod
     def initialized(cls, sizes, init, rng, activation="relu", dropout=0.0, dtype=np.float32):
@@ -44,22 +42,10 @@ class Network:
     def dtype(self):
         return self.weights[0].dtype
 
-    def defer_updates(self, capacity):
-        """Keep up to ``capacity`` rows of plain-SGD updates as factors (see deferred.py); 0 stops."""
-        self.flush()
-        self.deferred = [DeferredUpdates(W, capacity) for W in self.weights] if capacity else None
-
-    def flush(self):
-        """Apply deferred updates, so that ``weights`` are the current weights."""
-        for pending, W in zip(self.deferred or (), self.weights):
-            pending.flush(W)
-
     def copy_parameters(self):
-        self.flush()
         return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
 
     def set_parameters(self, weights, biases):
-        self.flush()
         for dst, src in zip(self.weights + self.biases, list(weights) + list(biases)):
             dst[...] = src
 
@@ -67,7 +53,6 @@ class Network:
 
     def logits(self, x):
         """Logits (n, classes) for inputs x (n, fan_in); no dropout."""
-        self.flush()
         a = np.ascontiguousarray(x, dtype=self.dtype)
         last = len(self.weights) - 1
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
@@ -115,17 +100,12 @@ class Network:
         dropout masks. Returns (mean loss, number of correct predictions) before the update.
         """
         buf = self._step_buffers(len(x))
-        deferred = self.deferred
-        if deferred and not getattr(optimizer, "plain", False):
-            raise ValueError("deferred updates need plain SGD (no momentum, no weight decay)")
         acts, back = buf["acts"], buf["back"]
         last = len(self.weights) - 1
         inputs = [x] + [None] * last  # the input of layer i: layer i-1's output, after dropout
         masks = [None] * last
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             z = affine(acts[i], inputs[i], W, b)
-            if deferred:
-                deferred[i].correct_forward(z, inputs[i])
             if i < last:
                 a = self.activation.forward(z)
                 if self.dropout > 0:  # inverted dropout: scale the kept units by 1 / keep
@@ -141,16 +121,10 @@ class Network:
             if i > 0:
                 # Needs W before this layer's update changes it.
                 below = backprop(back[i - 1], delta, self.weights[i])
-                if deferred:
-                    deferred[i].correct_backward(below, delta)
                 if masks[i - 1] is not None:
                     below *= masks[i - 1]
                 self.activation.backward(acts[i - 1], below)
-            if deferred:  # plain SGD only: W -= lr * inputs.T @ delta, applied later
-                deferred[i].add(self.weights[i], -learning_rate, inputs[i], delta)
-                self.biases[i] -= learning_rate * delta.sum(axis=0)
-            else:
-                optimizer.update(i, self.weights[i], self.biases[i], inputs[i], delta, learning_rate)
+            optimizer.update(i, self.weights[i], self.biases[i], inputs[i], delta, learning_rate)
             delta = below
         return loss, correct
 

@@ -28,11 +28,6 @@ class Sgd:
         self.weight_decay = float(weight_decay)
         self.velocity = {}
 
-    @property
-    def plain(self):
-        """True when an update is exactly W -= lr * inputs.T @ delta, so it can be deferred."""
-        return self.momentum == 0 and self.weight_decay == 0
-
     def update(self, i, W, b, inputs, delta, learning_rate):
         lr = float(learning_rate)
         db = delta.sum(axis=0)
