@@ -12,7 +12,7 @@ order is fastest for an output depends on the product's shape; the choices below
 with OpenBLAS 0.3.30/0.3.31 (SkylakeX kernels), one thread, batch 8, 800x800 (microseconds):
 
     forward  x @ W (C order):  NumPy 182, SciPy 283
-    backward delta @ W.T:      C order 288, F order 213   -> ``backprop`` writes F order
+    backward delta @ W.T:      C order 288, F order 213   -> ``backprop`` can write F order
     update   W += a.T @ d:     135 (rank 8), 797 (rank 64)
 """
 
@@ -71,9 +71,19 @@ def affine(out, x, W, b):
     return gemm(out, x, W, beta=1.0)
 
 
-def backprop(out, delta, W):
-    """out = delta @ W.T, in place. delta (batch, fan_out), out (batch, fan_in), best in F order."""
-    return gemm(out, delta, W.T)
+def backprop(out, delta, W, scratch=None):
+    """out = delta @ W.T, in place. delta (batch, fan_out), out (batch, fan_in).
+
+    With ``scratch``, a column-major array like ``out``, BLAS writes there (faster for wide layers,
+    see above) and the result is copied into ``out``: the copy costs less than running the
+    activation's backward and the bias sum on a column-major array (measured 3 us against 18 us at
+    8x800).
+    """
+    if scratch is None:
+        return gemm(out, delta, W.T)
+    gemm(scratch, delta, W.T)
+    out[...] = scratch
+    return out
 
 
 def add_outer(C, alpha, inputs, delta, beta):

@@ -87,9 +87,10 @@ class Network:
             self._buffers[key] = {
                 "acts": [np.empty((batch, n), self.dtype) for n in widths],
                 "dropped": [np.empty((batch, n), self.dtype) for n in widths[:-1]],
-                # Column-major: BLAS writes delta @ W.T faster that way for wide layers (blas.py).
-                "back": [np.empty((batch, n), self.dtype, order="F" if n >= 256 else "C")
-                         for n in widths[:-1]],
+                "back": [np.empty((batch, n), self.dtype) for n in widths[:-1]],
+                # Wide layers: BLAS writes delta @ W.T faster in column-major order (see blas.py).
+                "scratch": [np.empty((batch, n), self.dtype, order="F") if n >= 256 else None
+                            for n in widths[:-1]],
             }
         return self._buffers[key]
 
@@ -120,7 +121,7 @@ class Network:
             below = None
             if i > 0:
                 # Needs W before this layer's update changes it.
-                below = backprop(back[i - 1], delta, self.weights[i])
+                below = backprop(back[i - 1], delta, self.weights[i], buf["scratch"][i - 1])
                 if masks[i - 1] is not None:
                     below *= masks[i - 1]
                 self.activation.backward(acts[i - 1], below)
