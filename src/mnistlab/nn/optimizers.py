@@ -40,12 +40,21 @@ class Sgd:
         if i not in self.velocity:
             self.velocity[i] = (np.zeros_like(W), np.zeros_like(b))
         vW, vb = self.velocity[i]
+        # Nesterov without decay: W += mu * v_new - lr * g equals W += (1 + mu) * v_new - mu * v_old,
+        # two passes over W instead of a second gradient product (a quarter of a batch-64 step).
+        fast_nesterov = self.nesterov and not self.weight_decay
+        if fast_nesterov:
+            axpy(W, -mu, vW)
         add_outer(vW, -lr, inputs, delta, mu)  # vW = mu * vW - lr * g
         if self.weight_decay:
             vW -= (lr * self.weight_decay) * W  # the L2 part of the gradient
         vb *= mu
         vb -= lr * db
-        if self.nesterov:  # W += mu * v_new - lr * (g + wd * W)
+        if fast_nesterov:
+            axpy(W, 1.0 + mu, vW)
+            b += mu * vb
+            b -= lr * db
+        elif self.nesterov:  # W += mu * v_new - lr * (g + wd * W)
             add_outer(W, -lr, inputs, delta, 1.0 - lr * self.weight_decay)
             axpy(W, mu, vW)
             b += mu * vb
