@@ -90,10 +90,11 @@ def other_cores(before, after):
 
 
 def train_flops_per_sample(sizes):
-    # Forward: 2*fan_in*fan_out flops per sample per layer (one multiply-add per weight). Training is
-    # forward + two backward products (dW = x.T @ delta, delta @ W.T), so 3x the forward count.
-    # (Neither library computes delta @ W.T for the first layer, so this slightly overstates the work.)
-    return 3 * 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    # 2*fan_in*fan_out flops per sample for each product with a layer's weights (one multiply-add
+    # per weight): forward x @ W and the gradient x.T @ delta for every layer, and delta @ W.T for
+    # every layer but the first (no library computes the gradient with respect to the images).
+    products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
+    return 2 * (2 * sum(products) + sum(products[1:]))
 
 
 def torch_copy(net):

@@ -99,6 +99,8 @@ class Network:
 
         x: (batch, fan_in) in the network's dtype; labels: (batch,) integers. ``rng`` draws the
         dropout masks. Returns (mean loss, number of correct predictions) before the update.
+        Run training loops inside ``blas.thread_limits(batch)``, as the Trainer does: small batches
+        need a single BLAS thread to be fast (see blas.py).
         """
         buf = self._step_buffers(len(x))
         acts, back = buf["acts"], buf["back"]
