@@ -15,7 +15,8 @@ from mnistlab.config import RunConfig, load_toml
 from mnistlab.data import fingerprint, load_csv
 from mnistlab.errors import InputError
 from mnistlab.nn import Network
-from mnistlab.weights import FORMAT, load_model, save_model, write_json
+from mnistlab.files import write_json
+from mnistlab.weights import FORMAT, load_model, save_model
 
 
 def small_network(seed=0, sizes=(784, 16, 10), activation="tanh"):

@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from . import __version__
 from .config import FIELDS, RunConfig, load_toml, updated, validate

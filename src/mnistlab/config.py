@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import InputError
 from .nn import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, SCHEDULES

@@ -12,7 +12,6 @@ import io
 import math
 import numbers
 import os
-import secrets
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.errors import InputError
+from mnistlab.files import atomic_write
 
 PIXELS = 28 * 28
 COLUMNS = 1 + PIXELS  # label, then pixel0..pixel783 (Kaggle's names)
@@ -237,18 +237,13 @@ def _csv_rows(images: np.ndarray, labels: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def _write_csv_atomic(target: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
+def _write_csv(target: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
             for start in range(0, len(labels), _CHUNK):
                 f.write(_csv_rows(images[start : start + _CHUNK], labels[start : start + _CHUNK]))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write)
 
 
 def export_csv(dataset: Dataset, folder: str | os.PathLike) -> tuple[Path, Path]:
@@ -260,8 +255,8 @@ def export_csv(dataset: Dataset, folder: str | os.PathLike) -> tuple[Path, Path]
     paths = (folder / _CSV_NAMES["train"], folder / _CSV_NAMES["test"])
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_csv_atomic(paths[0], dataset.train_images, dataset.train_labels)
-        _write_csv_atomic(paths[1], dataset.test_images, dataset.test_labels)
+        _write_csv(paths[0], dataset.train_images, dataset.train_labels)
+        _write_csv(paths[1], dataset.test_images, dataset.test_labels)
     except OSError as e:
         raise InputError(f"{e.filename or folder}: cannot write: {e.strerror or e}") from None
     return paths

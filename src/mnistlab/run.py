@@ -21,7 +21,8 @@ from .errors import InputError
 from .nn import OPTIMIZERS, Network, Sgd, make_schedule
 from .stopping import make_stopping
 from .train import HISTORY_FIELDS, Trainer
-from .weights import atomic_write, load_model, network_tensors, read_safetensors, save_model, write_json
+from .files import atomic_write, write_json, write_text
+from .weights import load_model, network_tensors, read_safetensors, save_model
 
 
 @dataclass
@@ -85,12 +86,6 @@ def config_toml(config):
             text = repr(value)
         lines.append(f"{name} = {text}\n")
     return "".join(lines)
-
-
-def write_text(path, text):
-    def write(tmp):
-        Path(tmp).write_text(text)
-    atomic_write(path, write)
 
 
 def history_csv(history):

@@ -8,9 +8,6 @@ leaves a half-written file. Loading checks the file against its own metadata.
 """
 
 import json
-import math
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,47 +15,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .errors import InputError
+from .files import atomic_write, finite_or_none
 from .nn import ACTIVATIONS, Network
 
 FORMAT = "mnistlab-mlp/1"
 NORMALISATION = "pixel / 255, float32, row-major 28x28 flattened to 784"
-
-
-def atomic_write(path, write):
-    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # Created like open() would (mode 0666 less the umask), not 0600 as tempfile.mkstemp does;
-    # the mode is put back after writing, as safetensors' save_file also leaves 0600.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        mode = os.stat(tmp).st_mode & 0o777
-        write(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _finite_or_none(obj):
-    """NaN and infinity are not JSON: write them as null (e.g. validation loss with no validation set)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
-def write_json(path, obj):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(_finite_or_none(obj), f, indent=2, allow_nan=False)
-            f.write("\n")
-    atomic_write(path, write)
 
 
 def network_tensors(network):
@@ -71,7 +32,7 @@ def network_tensors(network):
 
 def save_model(path, network, **info):
     """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
-    meta = _finite_or_none({"format": FORMAT, "sizes": network.sizes, "activation": network.activation_name,
+    meta = finite_or_none({"format": FORMAT, "sizes": network.sizes, "activation": network.activation_name,
             "dropout": network.dropout, "normalisation": NORMALISATION, **info})
     tensors = network_tensors(network)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))

@@ -1,0 +1,55 @@
+"""Writing files so that a crash never leaves a half-written one: temp file in the same folder, then rename.
+
+``atomic_write(path, write)`` is the one mechanism; ``write_text`` and ``write_json`` are its two
+common uses. Every file mnistlab writes (weights, checkpoints, run records, exported CSV) goes
+through it.
+"""
+
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+
+
+def atomic_write(path, write):
+    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # Created like open() would (mode 0666 less the umask), not 0600 as tempfile.mkstemp does;
+    # the mode is put back after writing, as safetensors' save_file also leaves 0600.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        mode = os.stat(tmp).st_mode & 0o777
+        write(tmp)
+        with open(tmp, "rb") as f:  # on disk before the rename, so not even a power cut leaves half a file
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finite_or_none(obj):
+    """NaN and infinity are not JSON: write them as null (e.g. validation loss with no validation set)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(finite_or_none(obj), f, indent=2, allow_nan=False)
+            f.write("\n")
+    atomic_write(path, write)
+
+
+def write_text(path, text):
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

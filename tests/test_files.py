@@ -1,0 +1,29 @@
+"""Atomic writes: a failed write leaves the old file as it was and no temporary file behind."""
+
+import json
+import math
+
+import pytest
+
+from mnistlab.files import atomic_write, write_json, write_text
+
+
+def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temp_file(tmp_path):
+    target = tmp_path / "history.csv"
+    write_text(target, "old\n")
+
+    def half_then_crash(tmp):
+        with open(tmp, "w") as f:
+            f.write("new, but only ha")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, half_then_crash)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]
+
+
+def test_write_json_creates_missing_folders_and_writes_nan_as_null(tmp_path):
+    target = tmp_path / "a" / "b" / "metrics.json"
+    write_json(target, {"val_loss": math.nan, "test_accuracy": 0.98, "runs": [math.inf, 1]})
+    assert json.loads(target.read_text()) == {"val_loss": None, "test_accuracy": 0.98, "runs": [None, 1]}
