@@ -70,10 +70,10 @@ def cmd_train(args):
     progress = not args.no_progress and sys.stderr.isatty()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     if args.resume:
-        given = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]
-        if given or args.config or args.out:
-            raise InputError(f"--resume {args.resume}: continues the run as configured; "
-                             f"drop {', '.join(given + ['--config'] * bool(args.config) + ['--out'] * bool(args.out))}")
+        extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]
+        extra += [flag for flag, value in (("--config", args.config), ("--out", args.out)) if value]
+        if extra:
+            raise InputError(f"--resume {args.resume}: continues the run as configured; drop {', '.join(extra)}")
         result = resume_run(args.resume, progress, log)
     else:
         out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
