@@ -32,8 +32,9 @@ def network_tensors(network):
 
 def save_model(path, network, **info):
     """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
-    meta = finite_or_none({"format": FORMAT, "sizes": network.sizes, "activation": network.activation_name,
-            "dropout": network.dropout, "normalisation": NORMALISATION, **info})
+    meta = finite_or_none({"format": FORMAT, "sizes": network.sizes,
+                           "activation": network.activation_name, "dropout": network.dropout,
+                           "normalisation": NORMALISATION, **info})
     tensors = network_tensors(network)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
 
