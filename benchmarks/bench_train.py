@@ -10,9 +10,10 @@ Last, the seconds to infer (logits + argmax) the 10,000 test images with the 800
 
 The clock (time.perf_counter) covers only the epoch's loop, not reading the files (mnistlab.data)
 nor the per-epoch shuffle (one gather into a contiguous array, shared by both). Each library does
-one warm-up step per case. Both are capped at --threads N: torch.set_num_threads(N), and
-threadpoolctl.threadpool_limits(min(N, mnistlab's own choice for the batch size,
-mnistlab.nn.blas.thread_limits)) around mnistlab's work, threadpool_limits(N) around the peak matmul.
+one warm-up step per case. Both use --threads N (default: every core): torch.set_num_threads(N), and
+mnistlab.nn.blas.thread_limits(N) (what mnistlab's trainer uses) around mnistlab's work and the peak
+matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its trainer does); torch the loop
+below: zero_grad, forward, cross_entropy, backward, step.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
           [--cases 100-100/8,800-800/64] [--json results.json]      (`make bench` runs it plainly)
@@ -28,14 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 
-from mnistlab.nn.blas import SMALL_BATCH, thread_limits  # noqa: E402
+from mnistlab.nn.blas import LIBRARY, thread_limits  # noqa: E402
 try:
     import torch
     import torch.nn.functional as F
@@ -69,7 +69,7 @@ def timed(fn):
 def matmul_peak_gflops(threads, n=4096, tries=3):
     a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
-    with threadpool_limits(threads):
+    with thread_limits(threads):
         a @ b  # warm-up
         return 2 * n ** 3 / min(timed(lambda: a @ b) for _ in range(tries)) / 1e9
 
@@ -110,10 +110,9 @@ def torch_copy(net):
 
 
 def mnistlab_epoch(net, opt, x, y, batch, threads, rng):
-    with thread_limits(batch, threads):  # what mnistlab's trainer uses: 1 thread below SMALL_BATCH
+    with thread_limits(threads):
         t0 = time.perf_counter()
-        for i in range(0, len(x), batch):
-            net.train_step(x[i:i + batch], y[i:i + batch], opt, LR, rng)
+        net.train_epoch(x, y, batch, opt, LR, rng)
         return time.perf_counter() - t0
 
 
@@ -131,7 +130,7 @@ def run_case(case, x, y, x_test, y_test, args):
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
     net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
     opt, rng = Sgd(), np.random.default_rng(SEED)
-    threads = 1 if batch < SMALL_BATCH else args.threads
+    threads = args.threads
     model = torch_copy(net) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
     mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each
@@ -149,7 +148,7 @@ def run_case(case, x, y, x_test, y_test, args):
     other = other_cores(snap, cpu_snapshot())
     m, t = statistics.median(times_m), statistics.median(times_t) if torch else None
     flops = train_flops_per_sample(sizes) * len(x)
-    with threadpool_limits(threads):
+    with thread_limits(threads):
         acc_m = net.evaluate(x_test, y_test)[1]
     acc_t = None
     if torch:
@@ -168,7 +167,7 @@ def run_eval(x_test, args, tries=7):
     model, xt = (torch_copy(net), torch.from_numpy(x_test)) if torch else (None, None)
 
     def m():
-        with threadpool_limits(args.threads):
+        with thread_limits(args.threads):
             return timed(lambda: net.logits(x_test).argmax(axis=1))
 
     def t():
@@ -210,7 +209,7 @@ def main(argv=None):
 
     info = machine_info(args.threads)
     print(f"CPU: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; Python {info['python']}, "
-          f"numpy {info['numpy']}, torch {info['torch'] or 'not installed'}")
+          f"numpy {info['numpy']}, torch {info['torch'] or 'not installed'}; mnistlab's BLAS: {LIBRARY}")
     if torch:
         torch.set_num_threads(args.threads)
     else:
@@ -246,10 +245,9 @@ def main(argv=None):
     ev = run_eval(x_test, args)
     row("eval 800-800", ev, 4, goals=f"mnistlab < {1000 * EVAL_TARGET_S:.0f} ms: "
                                      f"{verdict(ev['mnistlab_s'] < EVAL_TARGET_S)}")
-    print("\nthr: mnistlab's BLAS threads (its own choice for the batch size, capped at --threads; torch uses "
-          "--threads).\nratio: mnistlab s / torch s, below 1 = mnistlab faster. acc m/t: test accuracy after the "
-          "timed epochs\n(should match: same start, same batches). other: cores busy with other processes "
-          "meanwhile.\neval: logits + argmax over the 10,000 test images.")
+    print("\nthr: BLAS threads of both libraries. ratio: mnistlab s / torch s, below 1 = mnistlab faster.\n"
+          "acc m/t: test accuracy after the timed epochs (should match: same start, same batches).\n"
+          "other: cores busy with other processes meanwhile. eval: logits + argmax over the 10,000 test images.")
     busiest = max([r["other_cores"] for r in results] + [ev["other_cores"], peak_other])
     if busiest > 0.1:
         print(f"WARNING: other processes kept up to {busiest:.2f} cores busy: these times are inflated "

@@ -4,8 +4,8 @@ differences in float64; extreme logits; optimizers against their textbook update
 import numpy as np
 import pytest
 
-from mnistlab.nn import (ACTIVATIONS, INITIALIZERS, Adam, Network, Sgd, SoftmaxCrossEntropy,
-                         log_softmax, make_schedule)
+from mnistlab.nn import (ACTIVATIONS, INITIALIZERS, Adam, LayerGradient, Network, Sgd,
+                         SoftmaxCrossEntropy, log_softmax, make_schedule)
 
 
 def numerical_grad(f, x, eps=1e-6):
@@ -133,10 +133,12 @@ def test_float32_training_step_agrees_with_float64():
     assert net32.weights[0].dtype == np.float32
 
 
-def _step(optimizer, W, b, x, delta, lr):
-    W, b = W.copy(), b.copy()
-    optimizer.update(0, W, b, x, delta, lr)
-    return W, b
+def _update(optimizer, W, b, x, delta, lr):
+    """Apply optimizer to the layer (W, b), in place, for inputs x and dLoss/dz delta."""
+    P = np.vstack([W, b[None]])  # the layer's parameter array, as the network keeps it
+    inputs = np.hstack([x, np.ones((len(x), 1))])
+    optimizer.update(0, P, LayerGradient(inputs, delta), lr)
+    W[...], b[...] = P[:-1], P[-1]
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -157,7 +159,7 @@ def test_sgd_updates_follow_the_textbook_formulas(momentum, weight_decay, nester
             expected = (W + momentum * vW - 0.1 * gW, b + momentum * vb - 0.1 * gb)
         else:
             expected = (W + vW, b + vb)
-        opt.update(0, W, b, x, delta, 0.1)
+        _update(opt, W, b, x, delta, 0.1)
         np.testing.assert_allclose(W, expected[0], rtol=1e-12)
         np.testing.assert_allclose(b, expected[1], rtol=1e-12)
 
@@ -173,7 +175,7 @@ def test_adam_update_follows_the_paper():
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         expected = W - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-        opt.update(0, W, b, x, delta, 0.01)
+        _update(opt, W, b, x, delta, 0.01)
         np.testing.assert_allclose(W, expected, rtol=1e-10)
 
 

@@ -135,13 +135,13 @@ def test_make_stopping_always_includes_max_epochs_and_only_patience_restores_bes
 
 class ScriptedNetwork:
     """Stands in for a Network: each epoch's training and validation losses come from a script, and
-    its one weight counts the training steps taken, so restored weights show which epoch they are from."""
+    its one weight counts the epochs trained, so restored weights show which epoch they are from."""
 
     def __init__(self, train_losses, val_losses):
         self.weights, self.biases = [np.zeros((1, 1))], [np.zeros(1)]
         self.train_losses, self.val_losses = iter(train_losses), iter(val_losses)
 
-    def train_step(self, x, labels, optimizer, learning_rate, rng):
+    def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng, progress=None):
         self.weights[0] += 1
         return next(self.train_losses), 0
 

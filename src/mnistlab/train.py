@@ -34,12 +34,12 @@ class Trainer:
         """Train until the stopping rule fires or the loss diverges; return the stop reason.
 
         train_x: (n, features) float32, train_y: (n,) integer labels; likewise the validation set
-        (which may be empty). ``threads``: BLAS threads for batches of 32 or more (None: all cores).
+        (which may be empty). ``threads``: BLAS threads (None: every core).
         """
         train_y = train_y.astype(np.intp)
         val_y = val_y.astype(np.intp)
         # A diverging run overflows; that is caught below as a non-finite loss, so numpy need not warn.
-        with thread_limits(self.batch_size, threads), np.errstate(over="ignore", invalid="ignore"):
+        with thread_limits(threads), np.errstate(over="ignore", invalid="ignore"):
             while self.stop_reason is None:
                 record = self._epoch(train_x, train_y, val_x, val_y, progress)
                 if record is None:
@@ -63,32 +63,23 @@ class Trainer:
         # fancy-indexing each batch would copy it anyway and touch memory in random order.
         order = self.rng.permutation(len(train_x))
         xs, ys = train_x[order], train_y[order]
-        size = self.batch_size
-        batches = math.ceil(len(xs) / size)
-        total_loss, total_correct = 0.0, 0
         bar = tqdm(total=len(xs), desc=f"epoch {epoch + 1}", unit="img", leave=False,
                    disable=not progress, mininterval=0.5)
-        every = max(1, batches // 50)
-        for k, i in enumerate(range(0, len(xs), size)):
-            x, y = xs[i:i + size], ys[i:i + size]
-            loss, correct = self.network.train_step(x, y, self.optimizer, learning_rate, self.rng)
-            if not math.isfinite(loss):
-                bar.close()
-                return None
-            total_loss += loss * len(y)
-            total_correct += correct
-            if k % every == every - 1:
-                seen = i + len(y)
-                bar.update(seen - bar.n)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct / seen:.4f}",
-                                refresh=False)
+
+        def show(seen, loss_sum, correct):
+            bar.update(seen - bar.n)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+
+        loss, correct = self.network.train_epoch(xs, ys, self.batch_size, self.optimizer, learning_rate,
+                                                 self.rng, show if progress else None)
         bar.close()
+        if not math.isfinite(loss):
+            return None
         if not all(np.isfinite(w).all() for w in self.network.weights):
             return None
         val_loss, val_accuracy = self.network.evaluate(val_x, val_y) if len(val_x) else (math.nan, math.nan)
-        return {"epoch": epoch + 1, "train_loss": total_loss / len(xs),
-                "train_accuracy": total_correct / len(xs), "val_loss": val_loss,
-                "val_accuracy": val_accuracy, "learning_rate": learning_rate,
+        return {"epoch": epoch + 1, "train_loss": loss, "train_accuracy": correct / max(len(xs), 1),
+                "val_loss": val_loss, "val_accuracy": val_accuracy, "learning_rate": learning_rate,
                 "seconds": time.perf_counter() - start}
 
     def _remember_best(self, record):

@@ -4,8 +4,8 @@ from .activations import ACTIVATIONS
 from .initializers import INITIALIZERS
 from .losses import SoftmaxCrossEntropy, log_softmax, softmax
 from .network import Network
-from .optimizers import OPTIMIZERS, Adam, Sgd
+from .optimizers import OPTIMIZERS, Adam, LayerGradient, Sgd
 from .schedules import SCHEDULES, make_schedule
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "OPTIMIZERS", "SCHEDULES", "Adam", "Network", "Sgd",
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "OPTIMIZERS", "SCHEDULES", "Adam", "LayerGradient", "Network", "Sgd",
            "SoftmaxCrossEntropy", "log_softmax", "make_schedule", "softmax"]

@@ -1,102 +1,177 @@
-"""The matrix products of a dense layer, called straight into BLAS: this is where speed lives.
+"""The matrix products of the network, called straight into BLAS: this is where speed lives.
 
-Why not ``numpy.matmul`` everywhere: NumPy and SciPy each ship their own OpenBLAS, each with its own
-thread pool, and only SciPy's gemm takes ``beta`` (C = alpha*A@B + beta*C), which lets a weight
-update be one pass over W. If both pools run several threads they spin against each other on a
-2-core machine (an 800-800 epoch at batch 8 took 138 s instead of 8 s), so products go to SciPy's
-BLAS, except the forward product of small batches, which run single-threaded (see ``thread_limits``).
+Why not ``numpy.matmul`` everywhere (each point measured on a 2-core AMD EPYC, see the README):
 
-BLAS is column-major: a C-contiguous (rows, cols) array is, to BLAS, its Fortran-contiguous
-transpose, and ``gemm`` below picks whichever view and transpose flag needs no copy. Which memory
-order is fastest for an output depends on the product's shape; the choices below were measured
-with OpenBLAS 0.3.30/0.3.31 (SkylakeX kernels), one thread, batch 8, 800x800 (microseconds):
+- **beta.** A weight update ``W += a * x.T @ delta`` in NumPy writes a temporary the size of W and
+  reads it back; BLAS gemm computes ``C = alpha * A @ B + beta * C`` in one pass over W.
+- **Call cost.** At batch 8 a step is dozens of small products. ``Gemm`` binds a product to its
+  arrays once, so each call passes ready-made pointers (under 1 us of Python) instead of checking
+  and converting arrays every time.
+- **One library, both cores.** NumPy and SciPy each ship an OpenBLAS with its own thread pool; when
+  both pools run threads they spin against each other (an 800-800 epoch at batch 8 once took 138 s
+  instead of 8 s). Every product here goes to one library, NumPy's own when it can be found (it is
+  newer: 8x784 @ 784x800 takes 179 us there against 323 us in SciPy's), so both cores can be used
+  even at batch 8 (that product: 112 us on two threads).
+- **The GIL.** Calls through ``ctypes`` release it, SciPy's Python wrappers don't.
 
-    forward  x @ W (C order):  NumPy 182, SciPy 283
-    backward delta @ W.T:      C order 288, F order 213   -> ``backprop`` can write F order
-    update   W += a.T @ d:     135 (rank 8), 797 (rank 64)
+The library is found once, at import: the Fortran ``?gemm``/``?axpy`` of NumPy's bundled OpenBLAS
+(the ``scipy-openblas`` build of NumPy's wheels, 64-bit integers), or else SciPy's, through the
+function pointers SciPy exports for Cython (``scipy.linalg.cython_blas``, 32-bit integers), which
+every SciPy has. ``MNISTLAB_BLAS=scipy`` forces the second. ``LIBRARY`` names the one in use.
+
+BLAS is column-major: a C-contiguous (rows, cols) array is, to BLAS, its transpose, and ``Gemm``
+picks whichever view and transpose flag needs no copy. Row-strided views (a slice of columns) are
+fine too: BLAS takes the row stride as its leading dimension.
 """
 
+import ctypes
 import os
+from pathlib import Path
 
 import numpy as np
-from scipy.linalg import blas
 from threadpoolctl import threadpool_limits
 
-SMALL_BATCH = 32  # below this many rows a product is too small to share between cores
+_LETTER = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+_SCALAR = {"s": ctypes.c_float, "d": ctypes.c_double}
 
 
-def thread_limits(batch_size, threads=None):
-    """A context setting the BLAS threads for training at ``batch_size``; wrap training loops in it.
+def _numpy_openblas():
+    """{'sgemm': function, ...} from NumPy's bundled OpenBLAS, and its integer type; or None."""
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("*openblas*.so*")) if libs.is_dir() else []:
+        try:
+            lib = ctypes.CDLL(str(path))  # already loaded by NumPy: this only finds its symbols
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_", "_64_"), ("", "_64_")):
+            names = {f"{p}{op}": f"{prefix}{p}{op}{suffix}" for p in "sd" for op in ("gemm", "axpy")}
+            if all(hasattr(lib, symbol) for symbol in names.values()):
+                return {name: getattr(lib, symbol) for name, symbol in names.items()}, ctypes.c_int64
+    return None
 
-    Products of a few rows are too small to split across cores: below SMALL_BATCH one thread is
-    fastest, and needed by the NumPy forward path above. Larger batches use ``threads`` (default:
-    every core).
-    """
-    if batch_size < SMALL_BATCH:
-        threads = 1
+
+def _scipy_blas():
+    """The same from SciPy's Cython BLAS: function pointers kept in PyCapsules (stable public API)."""
+    from scipy.linalg import cython_blas
+
+    get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    functions = {}
+    for name, arity in (("sgemm", 13), ("dgemm", 13), ("saxpy", 6), ("daxpy", 6)):
+        capsule = cython_blas.__pyx_capi__[name]
+        address = get_pointer(capsule, get_name(capsule))
+        functions[name] = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * arity)(address)
+    return functions, ctypes.c_int
+
+
+def _load():
+    if os.environ.get("MNISTLAB_BLAS", "numpy") != "scipy":
+        found = _numpy_openblas()
+        if found:
+            return "numpy-openblas", *found
+    return "scipy", *_scipy_blas()
+
+
+LIBRARY, _FUNCTIONS, _INT = _load()
+
+
+def thread_limits(threads=None):
+    """A context setting the BLAS threads (default: every core); wrap training loops in it."""
     return threadpool_limits(limits=threads or os.cpu_count() or 1, user_api="blas")
 
 
-def _operand(a):
-    """(F-contiguous array, transpose flag) whose BLAS ``op`` gives back ``a``, without copying."""
-    if a.flags.f_contiguous:
-        return a, 0
-    if a.flags.c_contiguous:
-        return a.T, 1
-    return np.asfortranarray(a), 0
+def _address(obj):
+    return ctypes.c_void_p(ctypes.addressof(obj))
+
+
+def _pointer(a):
+    return ctypes.c_void_p(a.__array_interface__["data"][0])
+
+
+def _as_blas(a, itemsize):
+    """(pointer, leading dimension, transpose flag) for a 2-D array with one unit stride: BLAS reads
+    ``op(M)`` with M column-major; a row-major array is the transpose of a column-major one."""
+    rows, cols = a.shape
+    s0, s1 = a.strides
+
+    def lead(stride, minimum):  # the stride as a leading dimension, if it can be one
+        return stride // itemsize if stride % itemsize == 0 and stride >= minimum * itemsize else 0
+
+    if (s0 == itemsize or rows == 1) and (cols == 1 or lead(s1, rows)):
+        return _pointer(a), max(lead(s1, rows), rows, 1), b"N"
+    if (s1 == itemsize or cols == 1) and (rows == 1 or lead(s0, cols)):
+        return _pointer(a), max(lead(s0, cols), cols, 1), b"T"
+    raise ValueError(f"BLAS needs one unit stride, got strides {a.strides} for shape {a.shape}")
+
+
+class Gemm:
+    """``out = alpha * a @ b + beta * out``, bound once to fixed arrays, run by calling it.
+
+    Every array is 2-D, of one dtype (float32 or float64), with unit stride along rows or columns
+    (C- or F-ordered, or a slice of columns of one). The object keeps the arrays alive.
+    """
+
+    def __init__(self, out, a, b):
+        if a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"gemm: shapes {out.shape} = {a.shape} @ {b.shape} do not match")
+        if not out.dtype == a.dtype == b.dtype or out.dtype not in _LETTER:
+            raise ValueError(f"gemm: need one float dtype, got {out.dtype}, {a.dtype}, {b.dtype}")
+        self.arrays = (out, a, b)
+        size = out.itemsize
+        if out.strides[1] == size and out.shape[0] > 1:  # row-major out: out.T = b.T @ a.T
+            out, a, b = out.T, b.T, a.T
+        c, ldc, flag = _as_blas(out, size)
+        if flag != b"N":
+            raise ValueError(f"gemm: out must have unit stride, got strides {out.strides}")
+        pa, lda, ta = _as_blas(a, size)
+        pb, ldb, tb = _as_blas(b, size)
+        letter = _LETTER[out.dtype]
+        self._function = _FUNCTIONS[letter + "gemm"]
+        self._alpha, self._beta = _SCALAR[letter](1.0), _SCALAR[letter](0.0)
+        m, n, k = (_INT(v) for v in (out.shape[0], out.shape[1], a.shape[1]))
+        self._keep = [ctypes.c_char(ta), ctypes.c_char(tb), m, n, k, *(_INT(v) for v in (lda, ldb, ldc))]
+        ta, tb, m, n, k, lda, ldb, ldc = map(_address, self._keep)
+        self._args = (ta, tb, m, n, k, _address(self._alpha), pa, lda, pb, ldb, _address(self._beta), c, ldc)
+        self._empty = 0 in out.shape
+
+    def __call__(self, alpha=1.0, beta=0.0):
+        if self._empty:
+            return
+        self._alpha.value = alpha
+        self._beta.value = beta
+        self._function(*self._args)
 
 
 def gemm(out, a, b, alpha=1.0, beta=0.0):
-    """out = alpha * a @ b + beta * out, in place; each array C- or F-contiguous."""
-    if out.flags.f_contiguous:
-        c, left, right = out, a, b
-    else:  # out.T is F-contiguous and out.T = b.T @ a.T
-        c, left, right = out.T, b.T, a.T
-    A, trans_a = _operand(left)
-    B, trans_b = _operand(right)
-    routine = blas.sgemm if out.dtype == np.float32 else blas.dgemm
-    if not c.flags.f_contiguous:  # then BLAS would write into a copy
-        raise ValueError("gemm: out must be C- or F-contiguous")
-    routine(alpha, A, B, beta=beta, c=c, trans_a=trans_a, trans_b=trans_b, overwrite_c=1)
+    """out = alpha * a @ b + beta * out, in place, for a one-off product (binds and runs a Gemm)."""
+    Gemm(out, a, b)(alpha, beta)
     return out
 
 
-def affine(out, x, W, b):
-    """out = x @ W + b, in place. x (batch, fan_in), W (fan_in, fan_out), out (batch, fan_out)."""
-    if len(x) < SMALL_BATCH:
-        np.matmul(x, W, out=out)
-        out += b
-        return out
-    out[...] = b  # gemm with beta=1 then adds x @ W on top: the bias costs no extra pass
-    return gemm(out, x, W, beta=1.0)
+class Axpy:
+    """``y += alpha * x`` in one pass (NumPy's ``y += alpha * x`` makes a temporary first), bound to
+    two contiguous arrays of the same size and dtype."""
 
+    def __init__(self, y, x):
+        if y.size != x.size or y.dtype != x.dtype or y.dtype not in _LETTER:
+            raise ValueError("axpy: need two arrays of one float dtype and size")
+        if not (y.flags.c_contiguous and x.flags.c_contiguous):
+            raise ValueError("axpy: arrays must be contiguous")
+        self.arrays = (y, x)
+        letter = _LETTER[y.dtype]
+        self._function = _FUNCTIONS[letter + "axpy"]
+        self._alpha = _SCALAR[letter](1.0)
+        self._keep = [_INT(y.size), _INT(1)]
+        n, one = map(_address, self._keep)
+        self._args = (n, _address(self._alpha), _pointer(x), one, _pointer(y), one)
 
-def backprop(out, delta, W, scratch=None):
-    """out = delta @ W.T, in place. delta (batch, fan_out), out (batch, fan_in).
-
-    With ``scratch``, a column-major array like ``out``, BLAS writes there (faster for wide layers,
-    see above) and the result is copied into ``out``: the copy costs less than running the
-    activation's backward and the bias sum on a column-major array (measured 3 us against 18 us at
-    8x800).
-    """
-    if scratch is None:
-        return gemm(out, delta, W.T)
-    gemm(scratch, delta, W.T)
-    out[...] = scratch
-    return out
-
-
-def add_outer(C, alpha, inputs, delta, beta):
-    """C = beta * C + alpha * inputs.T @ delta, in place; C is (fan_in, fan_out).
-
-    One gemm reads and writes C once; ``C -= lr * (inputs.T @ delta)`` in NumPy would write a
-    temporary the size of C and read it back, which for small batches is most of the step's time.
-    """
-    return gemm(C, inputs.T, delta, alpha, beta)
+    def __call__(self, alpha):
+        self._alpha.value = alpha
+        self._function(*self._args)
 
 
 def axpy(y, alpha, x):
-    """y += alpha * x, in place, in one pass; NumPy's ``y += alpha * x`` makes a temporary first."""
-    routine = blas.saxpy if y.dtype == np.float32 else blas.daxpy
-    routine(x.reshape(-1), y.reshape(-1), a=alpha)  # reshape(-1) of a contiguous array is a view
+    """y += alpha * x, in place, for a one-off update."""
+    Axpy(y, x)(alpha)
     return y

@@ -1,23 +1,72 @@
-"""Optimizers: each takes a layer's gradient in factored form and updates its weights in place.
+"""Optimizers: each updates a layer's parameters in place from its gradient in factored form.
 
-The contract is one method, ``update(i, W, b, inputs, delta, learning_rate)``: layer ``i`` with
-weights W (fan_in, fan_out) and bias b (fan_out,) saw ``inputs`` (batch, fan_in) and got back
-``delta`` = dLoss/dz (batch, fan_out), so its gradient is dW = inputs.T @ delta, db = delta.sum(0).
-Handing over the factors instead of dW lets plain SGD fold the whole update into one BLAS call.
-``state()``/``load_state()`` give the optimizer's arrays for checkpoints. Look up by name in
-``OPTIMIZERS``; weight decay is L2: it adds ``weight_decay * W`` to dW (never to biases).
+The contract is one method, ``update(i, P, grad, learning_rate)``: layer ``i`` keeps its weights and
+bias in one array ``P = [W; b]`` of shape (fan_in + 1, fan_out) (see network.py), and ``grad`` is a
+``LayerGradient``: dP = scale * inputs.T @ delta, where inputs (batch, fan_in + 1) ends in a column
+of ones, so its last row is the bias gradient. Handing over the factors instead of dP lets SGD fold
+the whole update into one BLAS call. ``state()``/``load_state()`` give the optimizer's arrays for
+checkpoints, split into weight and bias parts. Look up by name in ``OPTIMIZERS``; weight decay is
+L2: it adds ``weight_decay * W`` to dW (never to biases).
 """
 
 import numpy as np
 
-from .blas import add_outer, axpy
+from .blas import Axpy, Gemm
+
+
+class LayerGradient:
+    """The gradient ``dP = scale * inputs.T @ delta`` of one layer's parameters, never formed unless
+    asked for: ``add_to`` folds it into an update of another array in one gemm."""
+
+    def __init__(self, inputs, delta, scale=1.0):
+        self.inputs, self.delta, self.scale = inputs, delta, float(scale)
+        self._products = {}  # (id of target, split) -> bound Gemm(s); they keep the target alive
+        self._last_key = self._last_products = None
+
+    def add_to(self, target, alpha, beta=1.0, bias_beta=None):
+        """target = beta * target + alpha * dP, in place; the bias row scaled by ``bias_beta`` if
+        given (weight decay shrinks weights, never biases): two products instead of one."""
+        split = bias_beta is not None and bias_beta != beta
+        key = (id(target), split)
+        if key != self._last_key:  # usually the same target as last time: no dictionary look-up
+            if key not in self._products:
+                if split:
+                    self._products[key] = (Gemm(target[:-1], self.inputs[:, :-1].T, self.delta),
+                                           Gemm(target[-1:], self.inputs[:, -1:].T, self.delta))
+                else:
+                    self._products[key] = (Gemm(target, self.inputs.T, self.delta),)
+            self._last_key, self._last_products = key, self._products[key]
+        products = self._last_products
+        products[0](alpha * self.scale, beta)
+        if split:
+            products[1](alpha * self.scale, bias_beta)
+
+    def value(self):
+        """dP as a new array."""
+        out = np.empty((self.inputs.shape[1], self.delta.shape[1]), self.delta.dtype)
+        Gemm(out, self.inputs.T, self.delta)(self.scale)
+        return out
+
+
+def _split(arrays, i):
+    return {f"{kind}W.{i}": arr[:-1] for kind, arr in arrays.items()} | \
+        {f"{kind}b.{i}": arr[-1] for kind, arr in arrays.items()}
+
+
+def _join(arrays):
+    """{(kind, i): array (fan_in + 1, fan_out)} from checkpoint keys like 'vW.0' and 'vb.0'."""
+    parts = {}
+    for key, arr in arrays.items():
+        name, i = key.split(".")
+        parts.setdefault((name[:-1], int(i)), {})[name[-1]] = arr
+    return {key: np.vstack([p["W"], np.asarray(p["b"])[None]]) for key, p in parts.items()}
 
 
 class Sgd:
     """Mini-batch gradient descent, optionally with (Nesterov) momentum.
 
-    With momentum mu the velocity is v = mu * v - lr * g and W += v; Nesterov's form applies
-    W += mu * v - lr * g instead (Sutskever et al., 2013).
+    With momentum mu the velocity is v = mu * v - lr * g and P += v; Nesterov's form applies
+    P += mu * v - lr * g instead (Sutskever et al., 2013).
     """
 
     name = "sgd"
@@ -27,54 +76,43 @@ class Sgd:
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
         self.velocity = {}
+        self._axpy = {}
 
-    def update(self, i, W, b, inputs, delta, learning_rate):
-        lr = float(learning_rate)
-        db = delta.sum(axis=0)
-        if self.momentum == 0:
-            # W = (1 - lr * wd) * W - lr * inputs.T @ delta: decay and step in a single gemm.
-            add_outer(W, -lr, inputs, delta, 1.0 - lr * self.weight_decay)
-            b -= lr * db
+    def update(self, i, P, grad, learning_rate):
+        lr, wd, mu = float(learning_rate), self.weight_decay, self.momentum
+        keep = 1.0 - lr * wd  # L2 decay of the weights, not the bias
+        if mu == 0:
+            grad.add_to(P, -lr, keep, bias_beta=1.0)  # P = keep * P - lr * g: one gemm
             return
-        mu = self.momentum
         if i not in self.velocity:
-            self.velocity[i] = (np.zeros_like(W), np.zeros_like(b))
-        vW, vb = self.velocity[i]
-        # Nesterov without decay: W += mu * v_new - lr * g equals W += (1 + mu) * v_new - mu * v_old,
-        # two passes over W instead of a second gradient product (a quarter of a batch-64 step).
-        fast_nesterov = self.nesterov and not self.weight_decay
+            self.velocity[i] = np.zeros_like(P)
+        V = self.velocity[i]
+        bound = self._axpy.get(i)
+        if bound is None or bound[0].arrays[0] is not P or bound[0].arrays[1] is not V:
+            bound = self._axpy[i] = (Axpy(P, V), Axpy(V[:-1], P[:-1]))  # bound once per array pair
+        p_plus_v, v_plus_w = bound
+        # Nesterov without decay: P += mu * v_new - lr * g equals P += (1 + mu) * v_new - mu * v_old,
+        # two passes over P instead of a second gradient product (a quarter of a batch-64 step).
+        fast_nesterov = self.nesterov and not wd
         if fast_nesterov:
-            axpy(W, -mu, vW)
-        add_outer(vW, -lr, inputs, delta, mu)  # vW = mu * vW - lr * g
-        if self.weight_decay:
-            vW -= (lr * self.weight_decay) * W  # the L2 part of the gradient
-        vb *= mu
-        vb -= lr * db
+            p_plus_v(-mu)
+        grad.add_to(V, -lr, mu)  # V = mu * V - lr * g
+        if wd:
+            v_plus_w(-lr * wd)  # the L2 part of the weights' gradient
         if fast_nesterov:
-            axpy(W, 1.0 + mu, vW)
-            b += mu * vb
-            b -= lr * db
-        elif self.nesterov:  # W += mu * v_new - lr * (g + wd * W)
-            add_outer(W, -lr, inputs, delta, 1.0 - lr * self.weight_decay)
-            axpy(W, mu, vW)
-            b += mu * vb
-            b -= lr * db
+            p_plus_v(1.0 + mu)
+        elif self.nesterov:  # P += mu * v_new - lr * (g + wd * W)
+            grad.add_to(P, -lr, keep, bias_beta=1.0)
+            p_plus_v(mu)
         else:
-            axpy(W, 1.0, vW)
-            b += vb
+            p_plus_v(1.0)
 
     def state(self):
-        return {f"{kind}.{i}": arr for i, (vW, vb) in self.velocity.items()
-                for kind, arr in (("vW", vW), ("vb", vb))}
+        return {k: v for i, V in self.velocity.items() for k, v in _split({"v": V}, i).items()}
 
     def load_state(self, arrays):
-        for key, arr in arrays.items():
-            kind, i = key.split(".")
-            i = int(i)
-            if i not in self.velocity:
-                self.velocity[i] = (None, None)
-            vW, vb = self.velocity[i]
-            self.velocity[i] = (arr, vb) if kind == "vW" else (vW, arr)
+        for (_, i), V in _join(arrays).items():
+            self.velocity[i] = V
 
 
 class Adam:
@@ -88,46 +126,42 @@ class Adam:
         self.moments = {}
         self.steps = {}
 
-    def update(self, i, W, b, inputs, delta, learning_rate):
+    def update(self, i, P, grad, learning_rate):
         if i not in self.moments:
-            self.moments[i] = [np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)]
+            self.moments[i] = {"m": np.zeros_like(P), "v": np.zeros_like(P)}
             self.steps[i] = 0
         self.steps[i] += 1
         t = self.steps[i]
-        gW = inputs.T @ delta
+        g = grad.value()
         if self.weight_decay:
-            gW += self.weight_decay * W
-        gb = delta.sum(axis=0)
-        mW, vW, mb, vb = self.moments[i]
+            g[:-1] += self.weight_decay * P[:-1]
+        m, v = self.moments[i]["m"], self.moments[i]["v"]
         lr_t = learning_rate * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
         eps_t = self.eps * np.sqrt(1 - self.beta2 ** t)  # eps of the uncorrected form, rescaled
-        for param, g, m, v in ((W, gW, mW, vW), (b, gb, mb, vb)):
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
-            g *= g
-            v += (1 - self.beta2) * g
-            denom = np.sqrt(v)
-            denom += eps_t
-            np.divide(m, denom, out=denom)
-            denom *= lr_t
-            param -= denom
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        g *= g
+        v += (1 - self.beta2) * g
+        denom = np.sqrt(v)
+        denom += eps_t
+        np.divide(m, denom, out=denom)
+        denom *= lr_t
+        P -= denom
 
     def state(self):
-        arrays = {f"{name}.{i}": arr for i, ms in self.moments.items()
-                  for name, arr in zip(("mW", "vW", "mb", "vb"), ms)}
+        arrays = {k: a for i, ms in self.moments.items() for k, a in _split(ms, i).items()}
         arrays.update({f"step.{i}": np.array([t], dtype=np.int64) for i, t in self.steps.items()})
         return arrays
 
     def load_state(self, arrays):
-        names = ("mW", "vW", "mb", "vb")
         for key, arr in arrays.items():
             name, i = key.split(".")
-            i = int(i)
             if name == "step":
-                self.steps[i] = int(arr[0])
-            else:
-                self.moments.setdefault(i, [None] * 4)[names.index(name)] = arr
+                self.steps[int(i)] = int(arr[0])
+        moments = _join({k: a for k, a in arrays.items() if not k.startswith("step.")})
+        for (kind, i), arr in moments.items():
+            self.moments.setdefault(i, {})[kind] = arr
 
 
 OPTIMIZERS = {"sgd": Sgd, "adam": Adam}
