@@ -118,6 +118,9 @@ class Gemm:
         if not out.dtype == a.dtype == b.dtype or out.dtype not in _LETTER:
             raise ValueError(f"gemm: need one float dtype, got {out.dtype}, {a.dtype}, {b.dtype}")
         self.arrays = (out, a, b)
+        self._trivial = out.size == 0 or a.shape[1] == 0  # then out = beta * out, without BLAS
+        if self._trivial:
+            return
         size = out.itemsize
         if out.strides[1] == size and out.shape[0] > 1:  # row-major out: out.T = b.T @ a.T
             out, a, b = out.T, b.T, a.T
@@ -133,10 +136,10 @@ class Gemm:
         self._keep = [ctypes.c_char(ta), ctypes.c_char(tb), m, n, k, *(_INT(v) for v in (lda, ldb, ldc))]
         ta, tb, m, n, k, lda, ldb, ldc = map(_address, self._keep)
         self._args = (ta, tb, m, n, k, _address(self._alpha), pa, lda, pb, ldb, _address(self._beta), c, ldc)
-        self._empty = 0 in out.shape
 
     def __call__(self, alpha=1.0, beta=0.0):
-        if self._empty:
+        if self._trivial:
+            self.arrays[0][...] *= beta
             return
         self._alpha.value = alpha
         self._beta.value = beta
