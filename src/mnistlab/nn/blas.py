@@ -26,6 +26,7 @@ fine too: BLAS takes the row stride as its leading dimension.
 
 import ctypes
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,10 @@ class Gemm:
         self._keep = [ctypes.c_char(ta), ctypes.c_char(tb), m, n, k, *(_INT(v) for v in (lda, ldb, ldc))]
         ta, tb, m, n, k, lda, ldb, ldc = map(_address, self._keep)
         self._args = (ta, tb, m, n, k, _address(self._alpha), pa, lda, pb, ldb, _address(self._beta), c, ldc)
+        self._one, self._zero = _SCALAR[letter](1.0), _SCALAR[letter](0.0)
+        args = list(self._args)
+        args[5], args[10] = _address(self._one), _address(self._zero)
+        self.product = partial(self._function, *args)
 
     def __call__(self, alpha=1.0, beta=0.0):
         if self._trivial:
@@ -144,6 +149,10 @@ class Gemm:
         self._alpha.value = alpha
         self._beta.value = beta
         self._function(*self._args)
+
+    def product(self):
+        """out = a @ b (alpha=1, beta=0); replaced in __init__ by a ready-made call."""
+        self(1.0, 0.0)
 
 
 def gemm(out, a, b, alpha=1.0, beta=0.0):

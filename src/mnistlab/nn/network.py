@@ -110,10 +110,12 @@ class Network:
         loss_sum, correct, counted = 0.0, 0, 0
         batches = -(-n // batch_size)
         every = max(1, batches // 50)
+        full = self._plan(batch_size) if n >= batch_size else None
         for k, start in enumerate(range(0, n, batch_size)):
-            rows = slice(start, start + batch_size)
-            plan = self._plan(len(x[rows]))
-            plan.step(x[rows], onehot[rows], shifted[rows], sums[rows], optimizer, learning_rate, rng)
+            end = start + batch_size
+            plan = full if end <= n else self._plan(n - start)
+            plan.step(x[start:end], onehot[start:end], shifted[start:end], sums[start:end], optimizer,
+                      learning_rate, rng)
             if progress and (k % every == every - 1 or k == batches - 1):
                 seen = min(start + batch_size, n)
                 loss, right = _totals(shifted[counted:seen], sums[counted:seen], labels[counted:seen])
@@ -187,12 +189,12 @@ class _StepPlan:
         self.grads = [LayerGradient(inputs[i], deltas[i], 1.0 / batch) for i in range(L)]
 
     def step(self, x, onehot, shifted, sums, optimizer, learning_rate, rng):
-        net, act, last = self.net, self.net.activation, self.last
+        net, act, last, acts = self.net, self.net.activation, self.last, self.acts
         np.copyto(self.x[:, :-1], x)
-        for i in range(last + 1):
-            self.forward[i]()
+        for i, forward in enumerate(self.forward):
+            forward.product()
             if i < last:
-                a = self.acts[i]
+                a = acts[i]
                 act.forward(a)  # one contiguous pass, the ones column included
                 if not act.keeps_one:
                     a[:, -1] = 1
@@ -210,16 +212,17 @@ class _StepPlan:
         np.add.reduce(z, axis=1, keepdims=True, out=sums)
         np.divide(z, sums, out=z)
         np.subtract(z, onehot, out=z)
+        params, grads, backward, back, scratch = net.params, self.grads, self.backward, self.back, self.scratch
         for i in range(last, -1, -1):
             if i > 0:  # before this layer's update changes its weights
-                self.backward[i]()
-                below = self.back[i - 1]
-                if self.scratch[i] is not None:
-                    below[:, :-1] = self.scratch[i]
+                backward[i].product()
+                below = back[i - 1]
+                if scratch[i] is not None:
+                    below[:, :-1] = scratch[i]
                 if self.masks:
                     below *= self.masks[i - 1]
-                act.backward(self.acts[i - 1], below)
-            optimizer.update(i, net.params[i], self.grads[i], learning_rate)
+                act.backward(acts[i - 1], below)
+            optimizer.update(i, params[i], grads[i], learning_rate)
 
 
 class _GradientGrabber:

@@ -21,25 +21,24 @@ class LayerGradient:
     def __init__(self, inputs, delta, scale=1.0):
         self.inputs, self.delta, self.scale = inputs, delta, float(scale)
         self._products = {}  # (id of target, split) -> bound Gemm(s); they keep the target alive
-        self._last_key = self._last_products = None
+        self._target = self._split = self._bound = None  # the last target's products
 
     def add_to(self, target, alpha, beta=1.0, bias_beta=None):
         """target = beta * target + alpha * dP, in place; the bias row scaled by ``bias_beta`` if
         given (weight decay shrinks weights, never biases): two products instead of one."""
         split = bias_beta is not None and bias_beta != beta
-        key = (id(target), split)
-        if key != self._last_key:  # usually the same target as last time: no dictionary look-up
+        if target is not self._target or split is not self._split:  # else: as last time
+            key = (id(target), split)
             if key not in self._products:
-                if split:
-                    self._products[key] = (Gemm(target[:-1], self.inputs[:, :-1].T, self.delta),
-                                           Gemm(target[-1:], self.inputs[:, -1:].T, self.delta))
-                else:
-                    self._products[key] = (Gemm(target, self.inputs.T, self.delta),)
-            self._last_key, self._last_products = key, self._products[key]
-        products = self._last_products
-        products[0](alpha * self.scale, beta)
+                self._products[key] = (
+                    (Gemm(target[:-1], self.inputs[:, :-1].T, self.delta),
+                     Gemm(target[-1:], self.inputs[:, -1:].T, self.delta)) if split
+                    else (Gemm(target, self.inputs.T, self.delta), None))
+            self._target, self._split, self._bound = target, split, self._products[key]
+        weights, bias = self._bound
+        weights(alpha * self.scale, beta)
         if split:
-            products[1](alpha * self.scale, bias_beta)
+            bias(alpha * self.scale, bias_beta)
 
     def value(self):
         """dP as a new array."""
