@@ -5,6 +5,7 @@ Bad input of any kind (a file, a flag, a config value) ends in one line on stder
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -148,6 +149,9 @@ def main(argv=None):
     except InputError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``mnistlab test ... | head``): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet
+        return 0
     except OSError as e:  # e.g. --out names an existing file, or a folder that cannot be written
         print(f"mnistlab: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2

@@ -1,0 +1,7 @@
+"""``python -m mnistlab``: the same as the ``mnistlab`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
