@@ -200,7 +200,7 @@ def row(name, r, digits, gm="", gt="", acc="", goals=""):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="thread cap for both (default: cores)")
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per library and case (default 3)")
+    p.add_argument("--repeats", type=int, default=5, help="timed epochs per library and case (default 5)")
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated hidden/batch, e.g. 100-100/8")
     p.add_argument("--quick", action="store_true", help=f"train on {QUICK_N} images instead of {TRAIN_N}")
     p.add_argument("--json", help="also write the results to this file")

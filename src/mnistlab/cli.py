@@ -38,7 +38,7 @@ HELP = {
     "plateau_tolerance": "plateau: stop when std < tolerance x mean",
     "seed": "seed for the split, the initial weights, shuffling and dropout",
     "init_from": "fine-tune from a saved weights file (its architecture is used)",
-    "threads": "BLAS threads for batches of 32 or more; smaller batches use one (default: all cores)",
+    "threads": "BLAS threads (default: every core)",
 }
 
 
