@@ -242,7 +242,7 @@ def test_train_help_shows_each_default_once_written_as_the_flag_takes_it(cli):
     assert "(default: 800,800)" in out  # --hidden takes 800,800, not a Python tuple
     assert "(default: true)" in out  # --nesterov takes true/false
     assert "(default: bundled MNIST) --test-data" in out  # not followed by a second "(default: None)"
-    assert out.endswith("BLAS threads for batches of 32 or more; smaller batches use one (default: all cores)")
+    assert out.endswith("BLAS threads (default: every core)")
 
 
 def test_version_prints_the_package_version(cli):
