@@ -1,9 +1,13 @@
 """The `mnistlab` command: every bad data file ends in one stderr line naming file and place, exit
 status 2, no traceback and no partial output; --help works for every command."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from conftest import (assert_no_run_output, assert_one_line_error, read_history, run_subprocess,
+from conftest import (SRC, assert_no_run_output, assert_one_line_error, read_history, run_subprocess,
                       tiny_train_args, without_seconds, write_idx, write_idx_folder)
 
 # ---------------------------------------------------------------- bad CSV files
@@ -254,3 +258,14 @@ def test_version_prints_the_package_version(cli):
 def test_resume_with_other_run_flags_exits_2_instead_of_ignoring_them(cli, tmp_path):
     result = cli(["train", "--resume", str(tmp_path / "run"), "--epochs", "9"])
     assert_one_line_error(result, "--resume", "--epochs")
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(trained, tiny):
+    """``mnistlab test ... | head -1`` where head has gone: the closed pipe is no error."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "test", "--weights", trained / "model.safetensors",
+                             "--data", tiny.test_csv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the process has written anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert err == ""
