@@ -8,11 +8,17 @@ the ratio mnistlab/torch (below 1: mnistlab faster) and, for batch >= 64, the ac
 their share of this machine's matmul peak (best of 3 float32 4096x4096 numpy matmuls, same run).
 Last, the seconds to infer (logits + argmax) the 10,000 test images with the 800-800 network.
 
+The ratio is the median, over the repeats, of each mnistlab epoch's time divided by that of the torch
+epoch run right after it: a pair shares the machine's state. (Shared VMs have phases in which
+everything runs 1.5 to 2.5 times slower for seconds; a ratio of the two medians can then pair a slow
+epoch of one library with a quick one of the other. Both figures are in --json.)
+
 The clock (time.perf_counter) covers only the epoch's loop, not reading the files (mnistlab.data)
 nor the per-epoch shuffle (one gather into a contiguous array, shared by both). Each library does
-one warm-up step per case. Both use --threads N (default: every core): torch.set_num_threads(N), and
-mnistlab.nn.blas.thread_limits(N) (what mnistlab's trainer uses) around mnistlab's work and the peak
-matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its trainer does); torch the loop
+one warm-up step per case. Both may use --threads N (default: every core): torch.set_num_threads(N);
+mnistlab what its trainer would use, mnistlab.nn.blas.threads_for: N, or 1 for networks and batches
+whose products are too small to share between cores (column thr); threadpoolctl's limit of N around
+the peak matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its trainer does); torch the loop
 below: zero_grad, forward, cross_entropy, backward, step.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
@@ -29,13 +35,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 
-from mnistlab.nn.blas import LIBRARY, thread_limits  # noqa: E402
+from mnistlab.nn.blas import LIBRARY, thread_limits, threads_for  # noqa: E402
 try:
     import torch
     import torch.nn.functional as F
@@ -69,9 +76,14 @@ def timed(fn):
 def matmul_peak_gflops(threads, n=4096, tries=3):
     a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
-    with thread_limits(threads):
+    with threadpool_limits(threads, user_api="blas"):  # NumPy's matmul, on every allowed thread
         a @ b  # warm-up
         return 2 * n ** 3 / min(timed(lambda: a @ b) for _ in range(tries)) / 1e9
+
+
+def paired_ratio(times_m, times_t):
+    """The median of mnistlab/torch over back-to-back pairs of runs."""
+    return statistics.median(m / t for m, t in zip(times_m, times_t))
 
 
 def cpu_snapshot():
@@ -110,7 +122,7 @@ def torch_copy(net):
 
 
 def mnistlab_epoch(net, opt, x, y, batch, threads, rng):
-    with thread_limits(threads):
+    with thread_limits(threads):  # threads: what mnistlab's trainer would use
         t0 = time.perf_counter()
         net.train_epoch(x, y, batch, opt, LR, rng)
         return time.perf_counter() - t0
@@ -130,7 +142,7 @@ def run_case(case, x, y, x_test, y_test, args):
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
     net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
     opt, rng = Sgd(), np.random.default_rng(SEED)
-    threads = args.threads
+    threads = threads_for(net.largest_product(batch), args.threads)  # mnistlab's own choice
     model = torch_copy(net) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
     mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each
@@ -155,7 +167,8 @@ def run_case(case, x, y, x_test, y_test, args):
         with torch.inference_mode():
             acc_t = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
     return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_threads": threads,
-            "mnistlab_s": m, "torch_s": t, "ratio": m / t if torch else None, "mnistlab_all_s": times_m,
+            "mnistlab_s": m, "torch_s": t, "ratio": paired_ratio(times_m, times_t) if torch else None,
+            "ratio_of_medians": m / t if torch else None, "mnistlab_all_s": times_m,
             "torch_all_s": times_t, "mnistlab_gflops": flops / m / 1e9,
             "torch_gflops": flops / t / 1e9 if torch else None, "test_acc_mnistlab": acc_m,
             "test_acc_torch": acc_t, "other_cores": other}
@@ -183,7 +196,8 @@ def run_eval(x_test, args, tries=7):
             times.append(fn())
     tm, tt = statistics.median(runs[0][1]), statistics.median(runs[1][1]) if torch else None
     return {"mnistlab_threads": args.threads, "mnistlab_s": tm, "torch_s": tt,
-            "ratio": tm / tt if torch else None,
+            "ratio": paired_ratio(runs[0][1], runs[1][1]) if torch else None,
+            "ratio_of_medians": tm / tt if torch else None,
             "other_cores": other_cores(snap, cpu_snapshot())}
 
 
@@ -245,7 +259,8 @@ def main(argv=None):
     ev = run_eval(x_test, args)
     row("eval 800-800", ev, 4, goals=f"mnistlab < {1000 * EVAL_TARGET_S:.0f} ms: "
                                      f"{verdict(ev['mnistlab_s'] < EVAL_TARGET_S)}")
-    print("\nthr: BLAS threads of both libraries. ratio: mnistlab s / torch s, below 1 = mnistlab faster.\n"
+    print("\nthr: mnistlab's BLAS threads (torch: --threads). ratio: median of mnistlab s / torch s over back-to-back pairs, "
+          "below 1 = mnistlab faster.\n"
           "acc m/t: test accuracy after the timed epochs (should match: same start, same batches).\n"
           "other: cores busy with other processes meanwhile. eval: logits + argmax over the 10,000 test images.")
     busiest = max([r["other_cores"] for r in results] + [ev["other_cores"], peak_other])

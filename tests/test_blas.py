@@ -140,3 +140,12 @@ def test_accuracy_breaks_ties_like_argmax():
     loss, correct = net.train_step(np.ones((7, 5), np.float32), y, Sgd(), 0.0)
     assert correct == 3
     assert loss == pytest.approx(np.log(3), rel=1e-6)
+
+
+def test_small_products_train_on_one_thread():
+    from mnistlab.nn.blas import PARALLEL_WORK, threads_for
+    net = Network.initialized([784, 100, 100, 10], "he", np.random.default_rng(0))
+    assert net.largest_product(8) == 8 * 785 * 100
+    assert threads_for(net.largest_product(8), 2) == 1
+    assert threads_for(PARALLEL_WORK, 3) == 3
+    assert threads_for(PARALLEL_WORK, None) == (os.cpu_count() or 1)

@@ -246,7 +246,7 @@ def test_train_help_shows_each_default_once_written_as_the_flag_takes_it(cli):
     assert "(default: 800,800)" in out  # --hidden takes 800,800, not a Python tuple
     assert "(default: true)" in out  # --nesterov takes true/false
     assert "(default: bundled MNIST) --test-data" in out  # not followed by a second "(default: None)"
-    assert out.endswith("BLAS threads (default: every core)")
+    assert out.endswith("most BLAS threads to use; small networks and batches use one (default: every core)")
 
 
 def test_version_prints_the_package_version(cli):

@@ -141,6 +141,9 @@ class ScriptedNetwork:
         self.weights, self.biases = [np.zeros((1, 1))], [np.zeros(1)]
         self.train_losses, self.val_losses = iter(train_losses), iter(val_losses)
 
+    def largest_product(self, batch_size):
+        return batch_size
+
     def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng, progress=None):
         self.weights[0] += 1
         return next(self.train_losses), 0

@@ -38,7 +38,7 @@ HELP = {
     "plateau_tolerance": "plateau: stop when std < tolerance x mean",
     "seed": "seed for the split, the initial weights, shuffling and dropout",
     "init_from": "fine-tune from a saved weights file (its architecture is used)",
-    "threads": "BLAS threads (default: every core)",
+    "threads": "most BLAS threads to use; small networks and batches use one (default: every core)",
 }
 
 

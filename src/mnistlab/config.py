@@ -47,7 +47,7 @@ class RunConfig:
     # Bookkeeping
     seed: int = 0
     init_from: str | None = None  # fine-tune from saved weights
-    threads: int | None = None  # BLAS threads; None = every core
+    threads: int | None = None  # most BLAS threads; None = every core (small networks use one)
 
     def to_dict(self):
         return dataclasses.asdict(self)

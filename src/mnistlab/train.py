@@ -12,7 +12,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from .nn.blas import thread_limits
+from .nn.blas import thread_limits, threads_for
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "learning_rate", "seconds")
@@ -29,16 +29,19 @@ class Trainer:
         self.history = []  # one dict per finished epoch, keys HISTORY_FIELDS
         self.best = None  # (val_loss, epoch, weights, biases) when the stopping rule restores best
         self.stop_reason = None
+        self._shuffled = None  # (images, labels) buffers for each epoch's shuffled copy
 
     def fit(self, train_x, train_y, val_x, val_y, threads=None, progress=False, on_epoch=None):
         """Train until the stopping rule fires or the loss diverges; return the stop reason.
 
         train_x: (n, features) float32, train_y: (n,) integer labels; likewise the validation set
-        (which may be empty). ``threads``: BLAS threads (None: every core).
+        (which may be empty). ``threads``: the most BLAS threads to use (None: every core); small
+        networks and batches use one (see ``blas.threads_for``).
         """
         train_y = train_y.astype(np.intp)
         val_y = val_y.astype(np.intp)
         # A diverging run overflows; that is caught below as a non-finite loss, so numpy need not warn.
+        threads = threads_for(self.network.largest_product(self.batch_size), threads)
         with thread_limits(threads), np.errstate(over="ignore", invalid="ignore"):
             while self.stop_reason is None:
                 record = self._epoch(train_x, train_y, val_x, val_y, progress)
@@ -60,9 +63,15 @@ class Trainer:
         epoch = len(self.history)
         learning_rate = self.schedule(epoch)
         # One shuffled contiguous copy per epoch: every batch is then a cheap view, where
-        # fancy-indexing each batch would copy it anyway and touch memory in random order.
+        # fancy-indexing each batch would copy it anyway and touch memory in random order. The copy
+        # goes into the same buffer every epoch: a new 170 MB array would be page-faulted in anew
+        # (0.3 s, against 0.05 s for the gather itself).
         order = self.rng.permutation(len(train_x))
-        xs, ys = train_x[order], train_y[order]
+        if self._shuffled is None or self._shuffled[0].shape != train_x.shape:
+            self._shuffled = np.empty_like(train_x), np.empty_like(train_y)
+        xs, ys = self._shuffled
+        np.take(train_x, order, axis=0, out=xs, mode="clip")  # "clip": unbuffered (order is in range)
+        np.take(train_y, order, out=ys, mode="clip")
         bar = tqdm(total=len(xs), desc=f"epoch {epoch + 1}", unit="img", leave=False,
                    disable=not progress, mininterval=0.5)
 

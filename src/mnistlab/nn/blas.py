@@ -77,6 +77,20 @@ def _load():
 LIBRARY, _FUNCTIONS, _INT = _load()
 
 
+# Below this many multiply-adds in a network's largest product (batch x fan_in x fan_out) training
+# runs on one thread: handing half of such small products to the other core costs more than it
+# saves (a Nesterov step of the 100-100 network at batch 8 took 87 us on one thread, 111 us on
+# two; 800-800 at batch 8, 5 million, takes 890 us on one and 560 us on two). Switching the
+# thread count per call is no way out: OpenBLAS then puts its idle threads to sleep, and waking
+# them made every large call slower than on one thread.
+PARALLEL_WORK = 4_000_000
+
+
+def threads_for(largest_product, threads=None):
+    """The BLAS threads to train with: 1 for small products, else ``threads`` (default: every core)."""
+    return 1 if largest_product < PARALLEL_WORK else threads or os.cpu_count() or 1
+
+
 def thread_limits(threads=None):
     """A context setting the BLAS threads (default: every core); wrap training loops in it."""
     return threadpool_limits(limits=threads or os.cpu_count() or 1, user_api="blas")

@@ -53,6 +53,10 @@ class Network:
     def dtype(self):
         return self.params[0].dtype
 
+    def largest_product(self, batch_size):
+        """Multiply-adds in the largest matrix product of a training step (see blas.threads_for)."""
+        return batch_size * max(P.shape[0] * P.shape[1] for P in self.params)
+
     def copy_parameters(self):
         return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
 
