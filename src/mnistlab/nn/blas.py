@@ -10,8 +10,9 @@ Why not ``numpy.matmul`` everywhere (each point measured on a 2-core AMD EPYC, s
 - **One library, both cores.** NumPy and SciPy each ship an OpenBLAS with its own thread pool; when
   both pools run threads they spin against each other (an 800-800 epoch at batch 8 once took 138 s
   instead of 8 s). Every product here goes to one library, NumPy's own when it can be found (it is
-  newer: 8x784 @ 784x800 takes 179 us there against 323 us in SciPy's), so both cores can be used
-  even at batch 8 (that product: 112 us on two threads).
+  newer: 8x784 @ 784x800 takes 179 us there against 323 us in SciPy's), so both cores can work on
+  a large product even at batch 8 (that one: 112 us on two threads); small ones stay on one
+  (``threads_for``).
 - **The GIL.** Calls through ``ctypes`` release it, SciPy's Python wrappers don't.
 
 The library is found once, at import: the Fortran ``?gemm``/``?axpy`` of NumPy's bundled OpenBLAS
