@@ -45,8 +45,8 @@ def _numpy_openblas():
             lib = ctypes.CDLL(str(path))  # already loaded by NumPy: this only finds its symbols
         except OSError:
             continue
-        for prefix, suffix in (("scipy_", "_64_"), ("", "_64_")):
-            names = {f"{p}{op}": f"{prefix}{p}{op}{suffix}" for p in "sd" for op in ("gemm", "axpy")}
+        for prefix in ("scipy_", ""):  # NumPy's wheels: scipy_sgemm_64_; a plain ILP64 build: sgemm_64_
+            names = {f"{p}{op}": f"{prefix}{p}{op}_64_" for p in "sd" for op in ("gemm", "axpy")}
             if all(hasattr(lib, symbol) for symbol in names.values()):
                 return {name: getattr(lib, symbol) for name, symbol in names.items()}, ctypes.c_int64
     return None
