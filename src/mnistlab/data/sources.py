@@ -1,0 +1,124 @@
+"""Where data comes from: the bundled MNIST, a folder of IDX files, or a pair of CSV files, as a ``Dataset``.
+
+``load_dataset(train, test)`` is the one entry point (``train=None``: the bundled MNIST);
+``load_images_labels(path)`` reads one labelled set, as ``mnistlab test`` does.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .csv import load_csv, write_csv
+from .idx import PIXELS, checked_pair, find_idx, load_idx, load_idx_pair
+
+SPLITS = {"train": "train", "test": "t10k"}  # our split name -> MNIST file prefix
+CSV_NAMES = {"train": "mnist_train.csv", "test": "mnist_test.csv"}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test splits: images uint8 (n, 784) with values 0..255, labels uint8 (n,) with values 0..9."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str = ""  # where the data came from, for logs and model metadata
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if x.dtype != np.uint8 or y.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != PIXELS:
+                raise ValueError(f"{split}: need uint8 images (n, {PIXELS}) and uint8 labels (n,)")
+            if y.shape != (x.shape[0],):
+                raise ValueError(f"{split}: {x.shape[0]} images but labels of shape {y.shape}")
+
+
+def _load_folder_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split from a folder of the four MNIST IDX files, or else of mnist_train.csv/mnist_test.csv."""
+    names = [f"{SPLITS[split]}-images-idx3-ubyte", f"{SPLITS[split]}-labels-idx1-ubyte"]
+    found = [find_idx(folder, n) for n in names]
+    if None in found and (folder / CSV_NAMES[split]).is_file():
+        return load_csv(folder / CSV_NAMES[split])
+    for name, path in zip(names, found):
+        if path is None:
+            raise InputError(f"{folder}: missing {name} (or {name}.gz)")
+    return checked_pair(load_idx(found[0]), load_idx(found[1]), found[0], found[1])
+
+
+def _is_csv(path: Path) -> bool:
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
+def load_images_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 784) and labels (n,) from one path.
+
+    A ``.csv``/``.csv.gz`` file; an IDX images file (``*images-idx3*``, its ``*labels-idx1*`` file is looked up next to
+    it); or a folder, whose test split (t10k-*, else mnist_test.csv) is used.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _load_folder_split(path, "test")
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    return load_csv(path) if _is_csv(path) else load_idx_pair(path)
+
+
+def bundled_mnist_dir() -> Path:
+    """The folder holding the bundled MNIST IDX files: in the installed package, else the repository's data/mnist."""
+    candidates = []
+    try:
+        packaged = importlib.resources.files("mnistlab") / "_data" / "mnist"
+        candidates.append(Path(str(packaged)))
+    except (ModuleNotFoundError, AttributeError, TypeError, ValueError, OSError):
+        pass
+    candidates.append(Path(__file__).resolve().parents[3] / "data" / "mnist")
+    names = [f"{p}-{k}" for p in SPLITS.values() for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    for folder in candidates:
+        if folder.is_dir() and all(find_idx(folder, n) for n in names):
+            return folder
+    raise InputError(f"bundled MNIST not found (looked in {', '.join(map(str, candidates))})")
+
+
+def load_dataset(train: str | os.PathLike | None = None, test: str | os.PathLike | None = None) -> Dataset:
+    """Train and test splits from a folder of MNIST IDX files, or from two CSV files; `train=None` means bundled MNIST.
+
+    With a folder, `test` (any path `load_images_labels` accepts) replaces the folder's own t10k split.
+    """
+    folder = bundled_mnist_dir() if train is None else Path(train)
+    if folder.is_dir():
+        train_xy = _load_folder_split(folder, "train")
+        test_xy = _load_folder_split(folder, "test") if test is None else load_images_labels(test)
+        source = f"bundled MNIST ({folder})" if train is None else str(folder)
+        return Dataset(*train_xy, *test_xy, source=source if test is None else f"{source} + test {test}")
+    if not folder.exists():
+        raise InputError(f"{folder}: no such file or folder")
+    if not _is_csv(folder):
+        raise InputError(f"{folder}: expected a folder of MNIST IDX files or a .csv file")
+    if test is None:
+        raise InputError(f"{folder}: a CSV training file needs a CSV test file too")
+    if not _is_csv(Path(test)):
+        raise InputError(f"{test}: expected a .csv test file to go with the CSV training file {folder}")
+    return Dataset(*load_csv(folder), *load_images_labels(test), source=f"{folder} + {test}")
+
+
+def export_csv(dataset: Dataset, folder: str | os.PathLike) -> tuple[Path, Path]:
+    """Write `mnist_train.csv` and `mnist_test.csv` (no header, label first) into `folder`, atomically.
+
+    Creates `folder` if needed and returns the two paths.
+    """
+    folder = Path(folder)
+    paths = (folder / CSV_NAMES["train"], folder / CSV_NAMES["test"])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_csv(paths[0], dataset.train_images, dataset.train_labels)
+        write_csv(paths[1], dataset.test_images, dataset.test_labels)
+    except OSError as e:
+        raise InputError(f"{e.filename or folder}: cannot write: {e.strerror or e}") from None
+    return paths
