@@ -140,3 +140,23 @@ def write_idx_folder(folder, dataset):
     write_idx(folder / "t10k-images-idx3-ubyte", dataset.test_images.reshape(-1, 28, 28))
     write_idx(folder / "t10k-labels-idx1-ubyte", dataset.test_labels)
     return folder
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); Playwright never downloads one here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Playwright, shared by the session's browser tests."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
