@@ -184,6 +184,9 @@ def test_initializers_have_the_documented_scale():
     shape = (784, 400)
     assert INITIALIZERS["he"](shape, rng).std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
     assert INITIALIZERS["xavier"](shape, rng).std() == pytest.approx(np.sqrt(2 / 1184), rel=0.02)
+    # the study's own formulas: the factor 2 outside the square root
+    assert INITIALIZERS["he_report"](shape, rng).std() == pytest.approx(2 / np.sqrt(784), rel=0.02)
+    assert INITIALIZERS["xavier_report"](shape, rng).std() == pytest.approx(2 / np.sqrt(1184), rel=0.02)
     r = INITIALIZERS["random"](shape, rng)
     assert r.min() >= 0 and r.max() < 1 and r.mean() == pytest.approx(0.5, abs=0.01)
     assert not INITIALIZERS["zero"](shape, rng).any()
