@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/default
 
-.PHONY: run test bench install install-test install-bench clean
+.PHONY: run test bench studies install install-test install-bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# Every study of the report, one after the other (hours of 2-core time; rerun to resume).
+STUDIES ?= init batch_size fine_tuning stopping architecture
+studies: install-test
+	for s in $(STUDIES); do $(BIN)/mnistlab sweep experiments/$$s.toml --no-progress || exit 1; done
 
 bench: install-bench
 	$(BIN)/python benchmarks/bench_train.py

@@ -111,6 +111,20 @@ def cmd_export_csv(args):
     return 0
 
 
+def cmd_sweep(args):
+    from .experiments import run_study
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: must be a positive integer")
+    if args.scheduler and args.backend != "dask":
+        raise InputError("--scheduler goes with --backend dask")
+    progress = not args.no_progress and sys.stderr.isatty()
+    out, rows = run_study(args.study, args.out, args.jobs, args.backend, args.scheduler, args.quick, args.table,
+                          progress, lambda msg: print(msg, flush=True))
+    print((out / "table.md").read_text(), end="")
+    print(f"wrote {out / 'runs.csv'}, {out / 'table.csv'}, {out / 'table.md'}")
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
 def build_parser():
     parser = Parser(prog="mnistlab", description="Backpropagation experiments on MNIST.")
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
@@ -132,6 +146,23 @@ def build_parser():
                       help="CSV, IDX or IDX.gz images file, or a folder (its test set); default: bundled MNIST test set")
     test.add_argument("--json", action="store_true", help="print one JSON object")
     test.set_defaults(func=cmd_test)
+
+    sweep = commands.add_parser(
+        "sweep", help="run a study: configurations x seeds, side by side, resumable",
+        description="Run every unfinished run of a study file (see experiments/), then write runs.csv, "
+                    "table.csv and table.md. Rerunning skips finished runs and resumes interrupted ones.")
+    sweep.add_argument("study", metavar="STUDY.toml", help="a study file, e.g. experiments/batch_size.toml")
+    sweep.add_argument("--out", metavar="DIR", help="results folder (default: results/<study name>)")
+    sweep.add_argument("--jobs", type=int, metavar="N", help="runs at once, one BLAS thread each (default: every core)")
+    sweep.add_argument("--backend", choices=("local", "dask"), default="local",
+                       help="local worker processes, or a Dask cluster (default: local)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default with --backend dask: a LocalCluster)")
+    sweep.add_argument("--quick", action="store_true",
+                       help="smoke test: 2,000 training images, at most 2 epochs, 2 repeats (default out: results/<name>-quick)")
+    sweep.add_argument("--table", action="store_true", help="only rebuild runs.csv and the tables from the run folders")
+    sweep.add_argument("--no-progress", action="store_true", help="a line per run instead of a progress bar")
+    sweep.set_defaults(func=cmd_sweep)
 
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)

@@ -1,0 +1,156 @@
+"""A study file: a base run config, grids of keys to vary, repeats, and the student report's numbers.
+
+``load_study(path)`` reads and checks a study TOML file; ``Study.runs()`` lists every run it asks for
+(each configuration once per seed), each with its own folder under the study's output folder::
+
+    name = "batch_size"                  # results/<name>/ by default
+    title = "Mini-batch size"
+    repeats = 5                          # seeds 0..repeats-1
+    [base]                               # any RunConfig keys
+    hidden = [100, 100]
+    [[grid]]                             # one or more grids; each is a Cartesian product
+    batch_size = [8, 16, 32]
+    [report]                             # the report's mean per configuration key, or a text
+    "batch_size=8" = 0.973
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import FIELDS, RunConfig, updated, validate
+from ..errors import InputError
+
+QUICK_EPOCHS = 2
+QUICK_REPEATS = 2
+
+
+def format_value(value) -> str:
+    """A config value as it appears in keys, folder names and tables: (100, 100) -> '100-100'."""
+    if isinstance(value, (tuple, list)):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One point of a study's grid: its key (``hidden=100-100+batch_size=8``) and full run config."""
+
+    key: str
+    varied: dict  # varied key -> value as text
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: a configuration, a seed and the run folder (relative to the study folder)."""
+
+    configuration: str
+    seed: int
+    config: RunConfig
+    run_dir: str
+
+
+@dataclass
+class Study:
+    name: str
+    title: str
+    description: str
+    repeats: int
+    base: dict
+    grids: list
+    report: dict = field(default_factory=dict)  # configuration key -> fraction or text
+    path: str = ""
+
+    @property
+    def varied(self) -> list[str]:
+        """Every key that some grid varies, in the order they first appear."""
+        keys = []
+        for grid in self.grids:
+            keys += [k for k in grid if k not in keys]
+        return keys
+
+    def configurations(self) -> list[Configuration]:
+        base = updated(RunConfig(), self.base, f"{self.path}: [base]")
+        seen, out = set(), []
+        for i, grid in enumerate(self.grids):
+            names = list(grid)
+            for values in itertools.product(*(grid[n] for n in names)):
+                config = validate(updated(base, dict(zip(names, values)), f"{self.path}: [[grid]] {i + 1}"),
+                                  f"{self.path}: [[grid]] {i + 1}")
+                varied = {k: format_value(getattr(config, k)) for k in self.varied}
+                key = "+".join(f"{k}={v}" for k, v in varied.items())
+                if key not in seen:
+                    seen.add(key)
+                    out.append(Configuration(key, varied, config))
+        return out
+
+    def runs(self, repeats: int | None = None) -> list[RunSpec]:
+        """Every run, configuration by configuration, seeds 0..repeats-1."""
+        repeats = self.repeats if repeats is None else repeats
+        return [RunSpec(c.key, seed, dataclasses.replace(c.config, seed=seed), f"runs/{c.key}/seed{seed}")
+                for c in self.configurations() for seed in range(repeats)]
+
+    def quick(self, data: str, test_data: str) -> Study:
+        """The same study, small: a data subset, at most QUICK_EPOCHS epochs, QUICK_REPEATS repeats."""
+        def shrink(values):
+            return {**values, "data": data, "test_data": test_data,
+                    **({"epochs": min(values["epochs"], QUICK_EPOCHS)} if "epochs" in values else {})}
+        base = shrink({"epochs": RunConfig().epochs, **self.base})
+        return dataclasses.replace(self, repeats=min(self.repeats, QUICK_REPEATS), base=base,
+                                   grids=[{k: ([min(v, QUICK_EPOCHS) for v in vs] if k == "epochs" else vs)
+                                           for k, vs in grid.items()} for grid in self.grids])
+
+
+def load_study(path) -> Study:
+    """A Study from a TOML file; InputError naming the file and the key at fault."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}") from None
+    known = {"name", "title", "description", "repeats", "base", "grid", "report"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    name = values.get("name", path.stem)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise InputError(f"{path}: name = {name!r}: must be a non-empty string without '/'")
+    repeats = values.get("repeats", 5)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise InputError(f"{path}: repeats = {repeats!r}: must be a positive integer")
+    base = values.get("base", {})
+    grids = values.get("grid", [{}])
+    if isinstance(grids, dict):
+        grids = [grids]
+    if not isinstance(base, dict) or not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise InputError(f"{path}: [base] must be a table and [[grid]] tables of lists")
+    for i, grid in enumerate(grids):
+        for key, options in grid.items():
+            if key not in FIELDS:
+                raise InputError(f"{path}: [[grid]] {i + 1}: unknown key {key!r}")
+            if key == "seed":
+                raise InputError(f"{path}: [[grid]] {i + 1}: seeds come from repeats, do not vary 'seed'")
+            if not isinstance(options, list) or not options:
+                raise InputError(f"{path}: [[grid]] {i + 1}: {key} must be a non-empty list of values")
+    report = values.get("report", {})
+    if not isinstance(report, dict) or not all(isinstance(v, (int, float, str)) for v in report.values()):
+        raise InputError(f"{path}: [report] must map configuration keys to numbers or text")
+    study = Study(name, str(values.get("title", name)), str(values.get("description", "")), repeats,
+                  base, grids, report, str(path))
+    keys = {c.key for c in study.configurations()}  # also validates every configuration
+    stray = sorted(set(report) - keys)
+    if stray:
+        raise InputError(f"{path}: [report] names {stray[0]!r}, which is no configuration of the study "
+                         f"(they are: {', '.join(sorted(keys))})")
+    return study

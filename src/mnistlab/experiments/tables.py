@@ -1,0 +1,160 @@
+"""A study's results, derived from its run folders: runs.csv (one row per run), table.csv and table.md
+(one row per configuration: each repeat, mean ± std, epochs, how runs stopped, time, the report's number).
+
+Nothing here is a source of truth: every file is rebuilt from the run folders (``metrics.json``,
+``failed.json``) whenever a run ends, or by ``mnistlab sweep STUDY --table``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+from ..files import write_json, write_text
+
+RUN_FIELDS = ("config", "seed", "status", "test_accuracy", "val_accuracy", "epochs", "stop_reason",
+              "seconds", "error", "run_dir")
+TABLE_FIELDS = ("config", "label", "repeats", "finished", "diverged", "failed", "accuracies", "mean", "std",
+                "epochs_mean", "stop_reasons", "seconds_mean", "report", "difference")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_row(run_dir) -> dict:
+    """The runs.csv row of one run folder (``.../runs/<config key>/seed<k>``); status 'pending' if it has
+    not ended."""
+    run_dir = Path(run_dir)
+    row = dict.fromkeys(RUN_FIELDS, "")
+    row.update(config=run_dir.parent.name, seed=int(run_dir.name.removeprefix("seed")),
+               run_dir=f"runs/{run_dir.parent.name}/{run_dir.name}", status="pending")
+    metrics = _read_json(run_dir / "metrics.json")
+    failed = _read_json(run_dir / "failed.json")
+    if metrics is not None:
+        row.update(status="diverged" if metrics.get("diverged") else "finished",
+                   epochs=metrics.get("epochs", ""), stop_reason=metrics.get("stop_reason", ""),
+                   seconds=metrics.get("seconds", ""))
+        for key in ("test_accuracy", "val_accuracy"):
+            value = metrics.get(key)
+            row[key] = "" if value is None or not math.isfinite(value) else value
+    elif failed is not None:
+        row.update(status="failed", error=str(failed.get("error", "")).replace("\n", " "))
+    return row
+
+
+def _stop_kind(reason: str) -> str:
+    """'early: training loss below ...' -> 'early'; 'max epochs (100)' -> 'max epochs'."""
+    return re.split(r"[:(]", reason, maxsplit=1)[0].strip() if reason else ""
+
+
+def _mean_std(values):
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))  # sample std
+
+
+def _configuration_row(study, key, varied, runs, repeats):
+    done = [r for r in runs if r["status"] in ("finished", "diverged")]
+    finished = [r for r in done if r["status"] == "finished" and r["test_accuracy"] != ""]
+    accuracies = [float(r["test_accuracy"]) for r in finished]
+    mean, std = _mean_std(accuracies)
+    report = study.report.get(key, "")
+    difference = ""
+    if mean is not None and isinstance(report, (int, float)) and not isinstance(report, bool):
+        difference = round(100 * (mean - report), 2)
+    return {
+        "config": key, **varied,
+        "label": ", ".join(f"{k} {v}" for k, v in varied.items()) or "base",
+        "repeats": repeats, "finished": len(finished),
+        "diverged": sum(r["status"] == "diverged" for r in done),
+        "failed": sum(r["status"] == "failed" for r in runs),
+        "accuracies": " ".join(f"{a:.4f}" for a in accuracies),
+        "mean": "" if mean is None else round(mean, 5), "std": "" if std is None else round(std, 5),
+        "epochs_mean": round(sum(int(r["epochs"]) for r in done) / len(done), 1) if done else "",
+        "stop_reasons": ", ".join(f"{kind} x{n}" for kind, n in
+                                  Counter(_stop_kind(r["stop_reason"]) for r in done).items()),
+        "seconds_mean": round(sum(float(r["seconds"]) for r in done) / len(done), 1) if done else "",
+        "report": report, "difference": difference,
+    }
+
+
+def _cell(run):
+    """One repeat as the markdown table shows it."""
+    if run["status"] == "finished":
+        return f"{float(run['test_accuracy']):.4f}"
+    if run["status"] == "diverged":
+        epoch = re.search(r"epoch (\d+)", run["stop_reason"])
+        measured = f", val {float(run['val_accuracy']):.3f} before" if run["val_accuracy"] != "" else ""
+        return f"diverged (epoch {epoch.group(1) if epoch else '?'}{measured})"
+    return run["status"]  # failed / pending
+
+
+def _markdown(study, table, runs_by_config):
+    repeats = max((int(t["repeats"]) for t in table), default=0)
+    head = (["configuration"] + [f"seed {i}" for i in range(repeats)]
+            + ["mean ± std", "epochs", "stopped by", "s / run", "report", "ours − report (points)"])
+    lines = [f"# {study.title}", ""]
+    if study.description:
+        lines += [study.description.strip(), ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in table:
+        runs = sorted(runs_by_config[t["config"]], key=lambda r: r["seed"])
+        cells = [_cell(r) for r in runs] + [""] * (repeats - len(runs))
+        if t["mean"] == "":
+            summary = "-"
+        else:
+            summary = f"{t['mean']:.4f}" + ("" if t["std"] == "" else f" ± {t['std']:.4f}")
+            if t["finished"] < t["repeats"]:
+                summary += f" (n={t['finished']})"
+        report = t["report"]
+        report_text = f"{report:.4f}" if isinstance(report, (int, float)) else str(report or "")
+        difference = "" if t["difference"] == "" else f"{t['difference']:+.2f}"
+        lines.append("| " + " | ".join([t["label"], *cells, summary, str(t["epochs_mean"]), t["stop_reasons"],
+                                        str(t["seconds_mean"]), report_text, difference]) + " |")
+    total = sum(float(r["seconds"]) for rs in runs_by_config.values() for r in rs if r["seconds"] != "")
+    lines += ["", f"{sum(t['finished'] + t['diverged'] for t in table)} runs ended, "
+                  f"{total / 3600:.2f} h of training in all (sum over runs; runs went side by side)."]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(rows, fields):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_tables(study, out_dir, specs) -> list[dict]:
+    """Rebuild runs.csv, table.csv, table.md and study.json in ``out_dir`` from the run folders of
+    ``specs``; return the rows of the runs that ended."""
+    out_dir = Path(out_dir)
+    configurations = {c.key: c.varied for c in study.configurations()}
+    rows = [read_row(out_dir / s.run_dir) for s in specs]
+    ended = [r for r in rows if r["status"] != "pending"]
+    for r in ended:
+        r.update(configurations.get(r["config"], {}))
+    runs_by_config = {key: [r for r in rows if r["config"] == key] for key in configurations}
+    repeats = Counter(s.configuration for s in specs)
+    table = [_configuration_row(study, key, varied, runs_by_config[key], repeats[key])
+             for key, varied in configurations.items()]
+    varied = list(study.varied)
+    write_text(out_dir / "runs.csv", _csv(ended, ["config", *varied, *RUN_FIELDS[1:]]))
+    write_text(out_dir / "table.csv", _csv(table, ["config", *varied, *TABLE_FIELDS[1:]]))
+    write_text(out_dir / "table.md", _markdown(study, table, runs_by_config))
+    write_json(out_dir / "study.json", {"name": study.name, "title": study.title, "varied": varied,
+                                        "repeats": study.repeats if not specs else max(repeats.values()),
+                                        "base": study.base, "report": study.report})
+    return ended
