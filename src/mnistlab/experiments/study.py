@@ -67,6 +67,7 @@ class Study:
     grids: list
     report: dict = field(default_factory=dict)  # configuration key -> fraction or text
     path: str = ""
+    quick_data: tuple[str, str] | None = None  # set by quick(): (train CSV, test CSV) of a small subset
 
     @property
     def varied(self) -> list[str]:
@@ -86,6 +87,9 @@ class Study:
                                   f"{self.path}: [[grid]] {i + 1}")
                 varied = {k: format_value(getattr(config, k)) for k in self.varied}
                 key = "+".join(f"{k}={v}" for k, v in varied.items())
+                if self.quick_data:  # after the key: a quick run keeps its configuration's name
+                    config = dataclasses.replace(config, data=self.quick_data[0], test_data=self.quick_data[1],
+                                                 epochs=min(config.epochs, QUICK_EPOCHS))
                 if key not in seen:
                     seen.add(key)
                     out.append(Configuration(key, varied, config))
@@ -99,13 +103,7 @@ class Study:
 
     def quick(self, data: str, test_data: str) -> Study:
         """The same study, small: a data subset, at most QUICK_EPOCHS epochs, QUICK_REPEATS repeats."""
-        def shrink(values):
-            return {**values, "data": data, "test_data": test_data,
-                    **({"epochs": min(values["epochs"], QUICK_EPOCHS)} if "epochs" in values else {})}
-        base = shrink({"epochs": RunConfig().epochs, **self.base})
-        return dataclasses.replace(self, repeats=min(self.repeats, QUICK_REPEATS), base=base,
-                                   grids=[{k: ([min(v, QUICK_EPOCHS) for v in vs] if k == "epochs" else vs)
-                                           for k, vs in grid.items()} for grid in self.grids])
+        return dataclasses.replace(self, repeats=min(self.repeats, QUICK_REPEATS), quick_data=(data, test_data))
 
 
 def load_study(path) -> Study:
