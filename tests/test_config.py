@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from conftest import assert_one_line_error, tiny_train_args
 from mnistlab.config import RunConfig, load_toml, updated, validate
 from mnistlab.errors import InputError
-from mnistlab.run import config_toml
+from mnistlab.config import to_toml as config_toml
 
 # ---------------------------------------------------------------- bad config files through the CLI
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import (assert_one_line_error, read_history, read_json, run_subprocess, tiny_train_args,
                       without_seconds)
 from mnistlab.config import load_toml
-from mnistlab.run import load_data
+from mnistlab.build import load_data
 from mnistlab.train import HISTORY_FIELDS, Trainer
 from mnistlab.weights import load_model
 
@@ -56,7 +56,9 @@ def test_train_prints_each_epoch_and_the_test_accuracy_it_saved(cli, tiny, tmp_p
     metrics = read_json(out / "metrics.json")
     assert f"test accuracy {100 * metrics['test_accuracy']:.2f}%" in result.out
     assert "stopped: max epochs (2) after 2 epochs" in result.out
-    assert [line.split()[1] for line in result.out.splitlines() if line.startswith("epoch")] == ["1", "2"]
+    epoch_lines = [line for line in result.out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]  # epoch k/N
+    assert epoch_lines[0].endswith(" left") and not epoch_lines[1].endswith(" left")  # a time-left estimate
 
 
 def test_the_test_command_json_agrees_with_the_runs_metrics_on_the_same_data(cli, trained, tiny):
@@ -223,8 +225,7 @@ def test_a_huge_learning_rate_with_random_init_ends_as_diverged_in_a_real_proces
 def test_fine_tuning_with_a_tiny_rate_starts_from_the_saved_weights(cli, trained, tiny, tmp_path):
     base = trained / "model.safetensors"
     tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
-    # --hidden 64 is ignored: the saved network's architecture is used.
-    flags = ["--epochs", "1", "--lr", "1e-9", "--hidden", "64"]
+    flags = ["--epochs", "1", "--lr", "1e-9"]
     assert cli(tiny_train_args(tiny, tuned, *flags, "--init-from", base)).code == 0
     assert cli(tiny_train_args(tiny, fresh, *flags)).code == 0
 
