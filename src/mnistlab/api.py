@@ -26,7 +26,7 @@ import numpy as np
 from . import data as datasets
 from .config import from_values
 from .errors import InputError
-from .evaluate import check_fits, evaluate
+from .evaluate import check_fits, score
 from .nn import softmax
 from .run import HISTORY, MODEL, start_run
 from .weights import load_model, read_metadata
@@ -103,7 +103,7 @@ class Model:
         if len(labels) != len(x):
             raise InputError(f"labels: {len(labels)} labels for {len(x)} images")
         check_fits(self.network, x, labels, "labels", "the model")
-        return evaluate(self.network, x, labels)
+        return score(self.network, x, labels)
 
 
 @dataclass

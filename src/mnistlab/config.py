@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 
@@ -175,6 +176,8 @@ def _coerce(name, value, where):
         if name == "hidden":
             if isinstance(value, str):
                 value = [v for v in value.replace(" ", "").split(",") if v != ""]
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = [value]  # one hidden layer
             if not isinstance(value, (list, tuple)):
                 raise ValueError
             return tuple(_integer(v) for v in value)  # 16.5 is refused in a file as on the command line
@@ -192,6 +195,8 @@ def _coerce(name, value, where):
             if not isinstance(value, bool):
                 raise ValueError
             return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
         if not isinstance(value, str):
             raise ValueError
         return value

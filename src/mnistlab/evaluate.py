@@ -42,8 +42,14 @@ def confusion_matrix(labels, predictions, classes=10):
 
 
 def evaluate(network, images, labels):
+    """The report for uint8 images (n, 784) with values 0..255 and their labels (n,)."""
+    return score(network, to_float(images), labels)
+
+
+def score(network, inputs, labels):
+    """The report for network inputs (n, features), float in [0, 1], and their labels (n,)."""
     labels = np.asarray(labels, np.intp)
-    logits = network.logits(to_float(images))
+    logits = network.logits(inputs)
     predictions = logits.argmax(axis=1)
     counts = confusion_matrix(labels, predictions, network.sizes[-1])
     true_positive = np.diag(counts)
