@@ -15,6 +15,7 @@ import errno
 import io
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,7 @@ def claim_folder(out_dir, config_text, unique=False):
 
 
 def _link_config(folder, text):
-    tmp = folder / f".{CONFIG}.{os.getpid()}.claim.tmp"
+    tmp = folder / f".{CONFIG}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # named as files.atomic_write names them
     tmp.write_text(text)
     try:
         os.link(tmp, folder / CONFIG)
