@@ -137,7 +137,8 @@ def test_load_mnist_gives_the_bundled_set_as_image_arrays():
 
 
 def test_importing_mnistlab_loads_neither_numpy_nor_the_network():
-    code = "import sys, mnistlab; print(sorted(m for m in sys.modules if m in ('numpy', 'mnistlab.nn', 'mnistlab.api')))"
+    code = ("import sys, mnistlab; "
+            "print(sorted(m for m in sys.modules if m in ('numpy', 'mnistlab.nn', 'mnistlab.api')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)},
                          check=True).stdout
     assert out.strip() == "[]"

@@ -199,7 +199,8 @@ def test_a_config_file_that_is_not_utf8_text_exits_2_naming_it(cli, tiny, tmp_pa
 
 
 def test_a_folder_given_as_config_file_exits_2_naming_it(cli, tiny, tmp_path):
-    assert_one_line_error(cli(tiny_train_args(tiny, tmp_path / "run", "--config", tmp_path)), f"{tmp_path}: cannot read")
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--config", tmp_path))
+    assert_one_line_error(result, f"{tmp_path}: cannot read")
 
 
 def test_every_setting_has_a_help_text_a_placeholder_a_flag_and_a_toml_key(cli):

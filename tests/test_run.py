@@ -376,7 +376,8 @@ def test_fine_tuning_with_a_tiny_rate_starts_from_the_saved_weights(cli, trained
     (["--hidden", "16,16"], "the network's hidden is 16, not 16,16"),
     (["--activation", "tanh"], "the network's activation is relu, not tanh"),
 ])
-def test_fine_tuning_refuses_settings_that_contradict_the_loaded_network(cli, trained, tiny, tmp_path, flags, must_mention):
+def test_fine_tuning_refuses_settings_that_contradict_the_loaded_network(
+        cli, trained, tiny, tmp_path, flags, must_mention):
     out = tmp_path / "tuned"
     result = cli(tiny_train_args(tiny, out, "--init-from", trained / "model.safetensors", *flags))
     assert_one_line_error(result, trained / "model.safetensors", must_mention)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .train import Best
-from .weights import CHECKPOINT_LAYOUT, MODEL_LAYOUT, layer_tensors, network_tensors, parameter_tensors, read_file, write_file
+from .weights import (CHECKPOINT_LAYOUT, MODEL_LAYOUT, layer_tensors, network_tensors, parameter_tensors, read_file,
+                      write_file)
 
 OPTIMIZER_PREFIX = "optimizer."
 BEST_PREFIX = "best."

@@ -84,7 +84,7 @@ def build_parser():
     train = commands.add_parser("train", help="train a network and save its weights",
                                 description="Train a network; writes a run folder.")
     train.add_argument("--config", metavar="PATH", help="run configuration file (keys as the flags, with _)")
-    train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date-time>)")
+    train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--print-config", action="store_true",

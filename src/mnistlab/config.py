@@ -71,7 +71,8 @@ class RunConfig:
     data: str | None = setting(
         None, "folder of MNIST-format IDX files (gzipped or not), or a training CSV", "PATH",
         shown="bundled MNIST")
-    test_data: str | None = setting(None, "test set file (CSV or IDX); required with a CSV --data", "PATH",
+    test_data: str | None = setting(None, "test set file: CSV, or IDX with a folder --data; required with a CSV --data",
+                                    "PATH",
                                     shown="the test set of --data")
     val_fraction: float = setting(0.1, "fraction of the training set held out for validation", "FRACTION",
                                   check=fraction)
