@@ -28,17 +28,17 @@ Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats 
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from timing import (PAUSE_S, cpu_snapshot, machine_info, matmul_peak_gflops, other_cores,  # noqa: E402
+                    paired_ratio, timed)
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 
@@ -55,50 +55,6 @@ TARGETS = {"100-100/8": (0.15, None), "100-100/64": (0.5, None), "800-800/8": (0
            "800-800/64": (0.8, 0.40), "1600-400-200/64": (0.8, 0.40)}
 EVAL_TARGET_S = 0.050
 LR, TRAIN_N, QUICK_N, SEED = 0.01, 54_000, 6_000, 0
-# Idle worker threads busy-wait for a while after their last job (OpenBLAS's for up to ~0.1 s),
-# stealing a core from whichever library runs next: pause before every timed run.
-PAUSE_S = 0.5
-
-
-def machine_info(threads):
-    with open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine())
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__ if torch else None}
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def matmul_peak_gflops(threads, n=4096, tries=3):
-    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
-    with threadpool_limits(threads, user_api="blas"):  # NumPy's matmul, on every allowed thread
-        a @ b  # warm-up
-        return 2 * n ** 3 / min(timed(lambda: a @ b) for _ in range(tries)) / 1e9
-
-
-def paired_ratio(times_m, times_t):
-    """The median of mnistlab/torch over back-to-back pairs of runs."""
-    return statistics.median(m / t for m, t in zip(times_m, times_t))
-
-
-def cpu_snapshot():
-    """(time, busy jiffies of the machine, of this process): the difference over time is other load."""
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
-    with open("/proc/self/stat") as f:
-        utime, stime = map(int, f.read().rsplit(")", 1)[1].split()[11:13])
-    return time.perf_counter(), user + nice + system + irq + softirq + steal, utime + stime
-
-
-def other_cores(before, after):
-    """Cores kept busy by other processes (or the hypervisor's steal) between two cpu_snapshot()s."""
-    (w0, all0, me0), (w1, all1, me1) = before, after
-    return max(0.0, ((all1 - all0) - (me1 - me0)) / os.sysconf("SC_CLK_TCK") / (w1 - w0))
 
 
 def train_flops_per_sample(sizes):
@@ -141,7 +97,7 @@ def run_case(case, x, y, x_test, y_test, args):
     hidden, batch = case.split("/")
     sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
     net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
-    opt, rng = Sgd(), np.random.default_rng(SEED)
+    opt, rng = Sgd(momentum=0.0, nesterov=False), np.random.default_rng(SEED)  # plain SGD
     threads = threads_for(net.largest_product(batch), args.threads)  # mnistlab's own choice
     model = torch_copy(net) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
@@ -221,7 +177,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
 
-    info = machine_info(args.threads)
+    info = machine_info(args.threads, torch=torch.__version__ if torch else None)
     print(f"CPU: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; Python {info['python']}, "
           f"numpy {info['numpy']}, torch {info['torch'] or 'not installed'}; mnistlab's BLAS: {LIBRARY}")
     if torch:

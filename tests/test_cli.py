@@ -242,7 +242,10 @@ def test_help_of_each_command_exits_0_and_lists_its_flags(cli, command, flags):
 
 def test_train_help_shows_each_default_once_written_as_the_flag_takes_it(cli):
     out = " ".join(cli(["train", "--help"]).out.split())  # undo argparse's line wrapping
-    assert "--lr X learning rate (default: 0.05)" in out
+    assert "--lr RATE learning rate (default: 0.05)" in out
+    assert "--hidden SIZES hidden layer sizes" in out and "--init-from PATH" in out and "--epochs N" in out
+    assert "--activation NAME hidden activation: relu, leaky_relu, sigmoid, tanh (default: relu)" in out
+    assert " X " not in out  # every placeholder says what goes there
     assert "(default: 800,800)" in out  # --hidden takes 800,800, not a Python tuple
     assert "(default: true)" in out  # --nesterov takes true/false
     assert "(default: bundled MNIST) --test-data" in out  # not followed by a second "(default: None)"

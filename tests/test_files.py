@@ -2,10 +2,13 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
-from mnistlab.files import atomic_write, write_json, write_text
+from mnistlab.files import atomic_write, remove_stale_temporaries, write_json, write_text
 
 
 def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temp_file(tmp_path):
@@ -27,3 +30,16 @@ def test_write_json_creates_missing_folders_and_writes_nan_as_null(tmp_path):
     target = tmp_path / "a" / "b" / "metrics.json"
     write_json(target, {"val_loss": math.nan, "test_accuracy": 0.98, "runs": [math.inf, 1]})
     assert json.loads(target.read_text()) == {"val_loss": None, "test_accuracy": 0.98, "runs": [None, 1]}
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead, alive = proc.pid, os.getppid()
+    (tmp_path / f".model.safetensors.{dead}.0a1b2c3d.tmp").write_text("half")
+    (tmp_path / f".history.csv.{alive}.0a1b2c3d.tmp").write_text("being written")
+    (tmp_path / ".notes.tmp").write_text("not ours")
+    (tmp_path / "history.csv").write_text("kept")
+    assert remove_stale_temporaries(tmp_path) == [f".model.safetensors.{dead}.0a1b2c3d.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        sorted([f".history.csv.{alive}.0a1b2c3d.tmp", ".notes.tmp", "history.csv"])

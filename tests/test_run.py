@@ -2,15 +2,21 @@
 run from its config.toml, resuming an interrupted run exactly, divergence, and fine-tuning."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
 
-from conftest import (assert_one_line_error, read_history, read_json, run_subprocess, tiny_train_args,
+from conftest import (SRC, assert_one_line_error, read_history, read_json, run_subprocess, tiny_train_args,
                       without_seconds)
 from mnistlab.config import load_toml
-from mnistlab.run import load_data
+from mnistlab.errors import InputError
+from mnistlab.run import RUN_FILES, claim_folder
+from mnistlab.build import load_data
 from mnistlab.train import HISTORY_FIELDS, Trainer
 from mnistlab.weights import load_model
 
@@ -56,7 +62,9 @@ def test_train_prints_each_epoch_and_the_test_accuracy_it_saved(cli, tiny, tmp_p
     metrics = read_json(out / "metrics.json")
     assert f"test accuracy {100 * metrics['test_accuracy']:.2f}%" in result.out
     assert "stopped: max epochs (2) after 2 epochs" in result.out
-    assert [line.split()[1] for line in result.out.splitlines() if line.startswith("epoch")] == ["1", "2"]
+    epoch_lines = [line for line in result.out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]  # epoch k/N
+    assert epoch_lines[0].endswith(" left") and not epoch_lines[1].endswith(" left")  # a time-left estimate
 
 
 def test_the_test_command_json_agrees_with_the_runs_metrics_on_the_same_data(cli, trained, tiny):
@@ -150,11 +158,131 @@ def test_an_interrupted_then_resumed_run_ends_identical_to_an_uninterrupted_run(
 def test_resuming_a_finished_run_changes_nothing_and_says_so(cli, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
     result = cli(["train", "--resume", run])
     assert result.code == 0
-    assert "run already finished (max epochs (2))" in result.out
+    assert "run already finished (max epochs (2)); nothing to do" in result.out
+    assert f"resuming {run}" not in result.out and "training [" not in result.out
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()} == before  # not one byte
+
+
+def test_resuming_a_run_that_finished_training_but_not_its_files_writes_them(cli, trained, tmp_path):
+    """Killed after the last checkpoint, before model and metrics: resuming evaluates and saves, trains nothing."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "model.safetensors").unlink()
+    (run / "metrics.json").unlink()
+    result = cli(["train", "--resume", run])
+    assert result.code == 0, result.err
+    assert "training finished (max epochs (2)); saving its results" in result.out
     assert_same_weights(weights_of(run), weights_of(trained))
+    assert read_json(run / "metrics.json")["test_accuracy"] == read_json(trained / "metrics.json")["test_accuracy"]
     assert read_history(run / "history.csv") == read_history(trained / "history.csv")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(cli, tiny, tmp_path, monkeypatch):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert cli(tiny_train_args(tiny, straight)).code == 0
+    interrupt_after_epoch(monkeypatch, 0)
+    assert cli(tiny_train_args(tiny, stopped)).code == 130
+    monkeypatch.undo()
+    assert [p.name for p in stopped.iterdir()] == ["config.toml"]
+    assert_one_line_error(cli(tiny_train_args(tiny, stopped)), "already holds a run", f"--resume {stopped}")
+    result = cli(["train", "--resume", stopped])
+    assert result.code == 0, result.err
+    assert "no checkpoint yet; starting again from its config.toml" in result.out
+    assert_same_weights(weights_of(stopped), weights_of(straight))
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_resuming_removes_the_temporary_files_a_killed_run_left_and_keeps_a_live_writers(
+        cli, tiny, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    interrupt_after_epoch(monkeypatch, 1)
+    assert cli(tiny_train_args(tiny, run)).code == 130
+    monkeypatch.undo()
+    pid = dead_pid()
+    stale = [run / f".checkpoint.safetensors.{pid}.0a1b2c3d.tmp", run / f".history.csv.{pid}.deadbeef.tmp"]
+    live = run / ".metrics.json.1.00000000.tmp"  # process 1 is always running
+    for path in stale + [live]:
+        path.write_bytes(b"\0" * 1000)
+    assert cli(["train", "--resume", run]).code == 0
+    assert not any(p.exists() for p in stale)
+    assert live.exists()
+
+
+# ---------------------------------------------------------------- run folders are claimed exclusively
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_a_new_run_refuses_a_folder_that_holds_any_file_of_a_run(cli, tiny, tmp_path, name):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).write_text("someone else's\n")
+    assert_one_line_error(cli(tiny_train_args(tiny, out)), out, "already holds a run")
+    assert [p.name for p in out.iterdir()] == [name] and (out / name).read_text() == "someone else's\n"
+
+
+def test_a_new_run_may_use_an_existing_empty_folder_and_clears_stale_temporaries(cli, tiny, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / f".config.toml.{dead_pid()}.0a1b2c3d.tmp"
+    stale.write_text("x")
+    assert cli(tiny_train_args(tiny, out)).code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+
+
+def test_of_many_runs_claiming_one_folder_at_once_exactly_one_gets_it(tmp_path):
+    out, barrier, outcomes = tmp_path / "run", threading.Barrier(8), []
+
+    def claim(k):
+        barrier.wait()
+        try:
+            claim_folder(out, f"seed = {k}\n")
+            outcomes.append(k)
+        except InputError:
+            outcomes.append(None)
+
+    threads = [threading.Thread(target=claim, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [k for k in outcomes if k is not None]
+    assert len(winners) == 1 and len(outcomes) == 8
+    assert (out / "config.toml").read_text() == f"seed = {winners[0]}\n"
+    assert [p.name for p in out.iterdir()] == ["config.toml"]  # no claim's temp file is left
+
+
+def test_unique_names_move_on_to_the_next_free_one(tmp_path):
+    base = tmp_path / "runs" / "20260101-120000"
+    got = [claim_folder(base, "", unique=True) for _ in range(3)]
+    assert [p.name for p in got] == ["20260101-120000", "20260101-120000-2", "20260101-120000-3"]
+
+
+def test_two_trainings_started_together_with_the_default_out_get_a_folder_each(tiny, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    procs = [subprocess.Popen([sys.executable, "-m", "mnistlab", *tiny_train_args(tiny, "x")[:-2], "--seed", str(seed)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (1, 2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2
+    seeds = set()
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == sorted(RUN_FILES)
+        seed = load_toml(folder / "config.toml").seed
+        _, meta = load_model(folder / "model.safetensors")
+        assert meta["seed"] == seed and meta["metrics"] == read_json(folder / "metrics.json")
+        seeds.add(seed)
+    assert seeds == {1, 2}  # each folder holds one run, whole
 
 
 def test_resuming_a_folder_without_a_checkpoint_exits_2_naming_it(cli, tmp_path):
@@ -223,8 +351,7 @@ def test_a_huge_learning_rate_with_random_init_ends_as_diverged_in_a_real_proces
 def test_fine_tuning_with_a_tiny_rate_starts_from_the_saved_weights(cli, trained, tiny, tmp_path):
     base = trained / "model.safetensors"
     tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
-    # --hidden 64 is ignored: the saved network's architecture is used.
-    flags = ["--epochs", "1", "--lr", "1e-9", "--hidden", "64"]
+    flags = ["--epochs", "1", "--lr", "1e-9"]
     assert cli(tiny_train_args(tiny, tuned, *flags, "--init-from", base)).code == 0
     assert cli(tiny_train_args(tiny, fresh, *flags)).code == 0
 
@@ -242,6 +369,30 @@ def test_fine_tuning_with_a_tiny_rate_starts_from_the_saved_weights(cli, trained
     base_loss, _ = load_model(base)[0].evaluate(train_x, train_y.astype(np.intp))
     assert tuned_loss == pytest.approx(base_loss, rel=1e-4)
     assert load_toml(tuned / "config.toml").init_from == str(base)
+
+
+@pytest.mark.parametrize("flags, must_mention", [
+    (["--hidden", "64"], "the network's hidden is 16, not 64"),
+    (["--hidden", "16,16"], "the network's hidden is 16, not 16,16"),
+    (["--activation", "tanh"], "the network's activation is relu, not tanh"),
+])
+def test_fine_tuning_refuses_settings_that_contradict_the_loaded_network(
+        cli, trained, tiny, tmp_path, flags, must_mention):
+    out = tmp_path / "tuned"
+    result = cli(tiny_train_args(tiny, out, "--init-from", trained / "model.safetensors", *flags))
+    assert_one_line_error(result, trained / "model.safetensors", must_mention)
+    assert not out.exists()
+
+
+def test_fine_tuning_records_the_loaded_networks_architecture_not_the_defaults(cli, trained, tiny, tmp_path):
+    out = tmp_path / "tuned"
+    args = ["train", *tiny.data_flags, "--epochs", "1", "--init-from", trained / "model.safetensors", "--out", out]
+    assert cli(args).code == 0  # no --hidden: the default 800,800 is not what is trained
+    config = load_toml(out / "config.toml")
+    assert (config.hidden, config.activation) == ((16,), "relu")
+    _, meta = load_model(out / "model.safetensors")
+    assert meta["config"]["hidden"] == [16] and meta["sizes"] == [784, 16, 10]
+    assert cli(["train", "--config", out / "config.toml", "--out", tmp_path / "again"]).code == 0  # and repeats
 
 
 def test_fine_tuning_with_an_ordinary_rate_improves_on_the_saved_model(cli, trained, tiny, tmp_path):

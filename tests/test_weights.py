@@ -4,6 +4,7 @@ a damaged or inconsistent file is one stderr line naming it, exit status 2."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ from mnistlab.data import fingerprint, load_csv
 from mnistlab.errors import InputError
 from mnistlab.nn import Network
 from mnistlab.files import write_json
-from mnistlab.weights import FORMAT, load_model, save_model
+from mnistlab.build import build_trainer
+from mnistlab.checkpoint import read_checkpoint, restore
+from mnistlab.weights import FORMAT, load_model, read_metadata, save_model
 
 
 def small_network(seed=0, sizes=(784, 16, 10), activation="tanh"):
@@ -243,3 +246,72 @@ def test_train_init_from_weights_for_another_input_size_exits_2_and_writes_no_ru
     result = cli(tiny_train_args(tiny, out, "--init-from", path))
     assert_one_line_error(result, path, "[100, 16, 10]", "784 inputs")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- weights that do not fit the data
+
+
+def test_weights_for_fewer_classes_than_the_data_has_exit_2_naming_both(cli, tiny, tmp_path):
+    path = hand_made(tmp_path / "w.safetensors", layers(784, 16, 5), {**META, "sizes": [784, 16, 5]})
+    result = cli(["test", "--weights", path, "--data", tiny.test_csv])
+    assert_one_line_error(result, tiny.test_csv, "labels up to 9", f"{path} predicts 5 classes (0..4)")
+
+
+def test_weights_that_do_not_fit_the_bundled_test_set_name_it_not_none(cli, tmp_path):
+    path = hand_made(tmp_path / "w.safetensors", layers(100, 16, 10), {**META, "sizes": [100, 16, 10]})
+    result = cli(["test", "--weights", path])
+    assert_one_line_error(result, "bundled MNIST test set", "784 pixels", f"{path} expects 100")
+    assert "None" not in result.err
+
+
+def test_a_checkpoint_given_to_test_says_it_is_one_and_names_the_model_file(cli, trained, tiny):
+    result = cli(["test", "--weights", trained / "checkpoint.safetensors", "--data", tiny.test_csv])
+    assert_one_line_error(result, "is a training checkpoint", str(trained / "model.safetensors"), "--resume")
+
+
+# ---------------------------------------------------------------- format versions
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_every_file_names_its_layout_and_version(trained):
+    assert read_metadata(trained / "model.safetensors")["format"] == "mnistlab-mlp/1"
+    assert read_metadata(trained / "checkpoint.safetensors")["format"] == "mnistlab-checkpoint/1"
+
+
+def test_a_model_file_written_by_the_previous_version_still_loads():
+    """tests/data/model-v1.safetensors was written by mnistlab before checkpoint.py (commit c5803f8)."""
+    network, meta = load_model(DATA / "model-v1.safetensors")
+    assert network.sizes == [6, 5, 3] and network.activation_name == "tanh"
+    assert np.array_equal(network.biases[0], np.linspace(-1, 1, 5, dtype=np.float32))
+    assert meta["config"]["hidden"] == [5] and meta["metrics"]["test_accuracy"] == 0.5
+
+
+def test_a_checkpoint_written_by_the_previous_version_restores_into_a_trainer():
+    """tests/data/checkpoint-v1.safetensors (no format field) was written by run.save_checkpoint at c5803f8:
+    a [6, 5, 3] tanh network after 2 epochs of SGD with patience, best epoch 2."""
+    state = read_checkpoint(DATA / "checkpoint-v1.safetensors")
+    assert state.data_sha256 == "cd" * 32 and state.stop_reason == "max epochs (2)" and len(state.history) == 2
+    config = RunConfig(**{**state.config, "hidden": tuple(state.config["hidden"])})
+    trainer = build_trainer(config, 6, classes=3)
+    restore(state, trainer)
+    assert trainer.best.epoch == 2 and trainer.best.val_loss == pytest.approx(1.2849745482206345)
+    assert [w.shape for w in trainer.best.weights] == [(6, 5), (5, 3)]
+    assert set(trainer.optimizer.velocity) == {0, 1}
+    assert trainer.history == state.history and trainer.stop_reason == "max epochs (2)"
+
+
+@pytest.mark.parametrize("fmt, must_mention", [
+    ("mnistlab-mlp/2", ["format 'mnistlab-mlp/2' is newer", "upgrade mnistlab"]),
+    ("mnistlab-cnn/1", ["unknown file format 'mnistlab-cnn/1'"]),
+    ("mnistlab-mlp/x", ["unknown file format"]),
+])
+def test_a_file_of_an_unknown_or_newer_format_exits_2_saying_so(cli, tiny, tmp_path, fmt, must_mention):
+    path = hand_made(tmp_path / "w.safetensors", layers(784, 16, 10), {**META, "format": fmt, "sizes": [784, 16, 10]})
+    assert_one_line_error(cli(["test", "--weights", path, "--data", tiny.test_csv]), path, *must_mention)
+
+
+def test_a_model_file_given_as_a_checkpoint_is_refused_naming_it(trained):
+    with pytest.raises(InputError, match="is a model file, not a training checkpoint"):
+        read_checkpoint(trained / "model.safetensors")

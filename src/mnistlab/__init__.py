@@ -1,3 +1,50 @@
-"""mnistlab: backpropagation experiments on MNIST with a fully connected network written in NumPy."""
+"""mnistlab: backpropagation experiments on MNIST with a fully connected network written in NumPy.
+
+The Python API (see ``api.py``), loaded on first use so that ``import mnistlab`` and the command
+line stay light::
+
+    import mnistlab
+    run = mnistlab.train(hidden=[100, 100], epochs=2, out="runs/nb")   # the same keys as a TOML config
+    run.metrics["test_accuracy"], run.history
+    model = mnistlab.load("runs/nb/model.safetensors")
+    model.predict(images), model.predict_proba(images)
+    mnist = mnistlab.load_mnist()   # mnist.train_images (60000, 28, 28) uint8, mnist.train_labels, ...
+"""
+
+import sys
+import types
 
 __version__ = "0.1.0"
+
+_API = ("train", "load", "load_mnist", "Run", "Model", "MNIST", "InputError")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):  # PEP 562: the API (and with it NumPy and the network) is imported on first use
+    if name == "InputError":
+        from .errors import InputError as value
+    elif name in _API:
+        from . import api
+        value = getattr(api, name)
+    else:
+        raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_API])
+
+
+class _Package(types.ModuleType):
+    """``mnistlab.train`` is the API's function, although the package also holds train.py (the
+    training loop): importing a submodule sets the package attribute of its name, which this skips
+    for that one name. ``from mnistlab.train import Trainer`` works as ever (it reads sys.modules)."""
+
+    def __setattr__(self, name, value):
+        if name == "train" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

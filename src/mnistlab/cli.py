@@ -10,36 +10,8 @@ import sys
 import time
 
 from . import __version__
-from .config import FIELDS, RunConfig, load_toml, updated, validate
+from .config import FIELDS, RunConfig, help_text, load_toml, to_toml, updated, validate
 from .errors import InputError
-
-# One line of help per RunConfig field; the defaults shown come from RunConfig itself.
-HELP = {
-    "data": "folder of MNIST-format IDX files (gzipped or not), or a training CSV (default: bundled MNIST)",
-    "test_data": "test set file (CSV or IDX); required with a CSV --data",
-    "val_fraction": "fraction of the training set held out for validation",
-    "hidden": "hidden layer sizes, comma-separated",
-    "activation": "hidden activation: relu, leaky_relu, sigmoid, tanh",
-    "init": "weight initializer: zero, random, he, xavier",
-    "dropout": "dropout probability on hidden units",
-    "optimizer": "sgd or adam",
-    "lr": "learning rate",
-    "momentum": "SGD momentum (0: plain mini-batch gradient descent)",
-    "nesterov": "Nesterov momentum (true/false)",
-    "weight_decay": "L2 weight decay",
-    "batch_size": "mini-batch size",
-    "schedule": "learning-rate schedule: constant, step, cosine",
-    "step_size": "step schedule: epochs between drops",
-    "gamma": "step schedule: factor per drop",
-    "epochs": "maximum number of epochs",
-    "stop": "extra stopping rule: none, early, overfit, patience, plateau",
-    "stop_k": "epochs in a row for early/overfit/patience",
-    "plateau_window": "plateau: epochs whose training-loss spread is measured",
-    "plateau_tolerance": "plateau: stop when std < tolerance x mean",
-    "seed": "seed for the split, the initial weights, shuffling and dropout",
-    "init_from": "fine-tune from a saved weights file (its architecture is used)",
-    "threads": "most BLAS threads to use; small networks and batches use one (default: every core)",
-}
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,16 +20,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_config_flags(parser):
+    """One flag per RunConfig field: its name with dashes, its placeholder and help from the field."""
     group = parser.add_argument_group("run configuration (flags override --config)")
-    defaults = RunConfig()
-    for name in FIELDS:
-        value = getattr(defaults, name)
-        if isinstance(value, tuple):
-            value = ",".join(map(str, value))
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        text = HELP[name] if "(default:" in HELP[name] else f"{HELP[name]} (default: {value})"
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="X", help=text)
+    for name, f in FIELDS.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                           metavar=f.metadata["metavar"], help=help_text(name))
 
 
 def config_from_args(args):
@@ -67,6 +34,9 @@ def config_from_args(args):
 
 
 def cmd_train(args):
+    if args.print_config:
+        print(to_toml(config_from_args(args), comments=True), end="")
+        return 0
     from .run import resume_run, start_run
     progress = not args.no_progress and sys.stderr.isatty()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -76,9 +46,11 @@ def cmd_train(args):
         if extra:
             raise InputError(f"--resume {args.resume}: continues the run as configured; drop {', '.join(extra)}")
         result = resume_run(args.resume, progress, log)
-    else:
-        out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
-        result = start_run(config_from_args(args), out, progress, log)
+    elif args.out:
+        result = start_run(config_from_args(args), args.out, progress, log)
+    else:  # a name of its own, never shared with a run started in the same second
+        result = start_run(config_from_args(args), f"runs/{time.strftime('%Y%m%d-%H%M%S')}", progress, log,
+                           unique=True)
     m = result.metrics
     if m["diverged"]:
         print(f"{m['stop_reason']}: no weights saved; history in {result.out_dir / 'history.csv'}")
@@ -91,15 +63,8 @@ def cmd_train(args):
 
 
 def cmd_test(args):
-    from .data import bundled_mnist_dir, load_images_labels
-    from .evaluate import evaluate, format_report
-    from .weights import load_model
-    network, _ = load_model(args.weights)
-    images, labels = load_images_labels(args.data or bundled_mnist_dir())
-    if images.shape[1] != network.sizes[0]:
-        raise InputError(f"{args.data}: images have {images.shape[1]} pixels, "
-                         f"{args.weights} expects {network.sizes[0]}")
-    result = evaluate(network, images, labels)
+    from .evaluate import evaluate_file, format_report
+    result = evaluate_file(args.weights, args.data)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -132,17 +97,19 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a network and save its weights",
                                 description="Train a network; writes a run folder.")
-    train.add_argument("--config", metavar="TOML", help="run configuration file (keys as the flags, with _)")
-    train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date-time>)")
+    train.add_argument("--config", metavar="PATH", help="run configuration file (keys as the flags, with _)")
+    train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the configuration (defaults, --config, flags) as TOML and exit")
     add_config_flags(train)
     train.set_defaults(func=cmd_train)
 
     test = commands.add_parser("test", help="test saved weights on a labelled set",
                                description="Accuracy, per-class precision/recall and confusion matrix.")
-    test.add_argument("--weights", required=True, metavar="FILE", help="a model.safetensors file")
-    test.add_argument("--data", metavar="FILE",
+    test.add_argument("--weights", required=True, metavar="PATH", help="a model.safetensors file")
+    test.add_argument("--data", metavar="PATH",
                       help="CSV, IDX or IDX.gz images file, or a folder (its test set); default: bundled MNIST test set")
     test.add_argument("--json", action="store_true", help="print one JSON object")
     test.set_defaults(func=cmd_test)

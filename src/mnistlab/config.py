@@ -1,96 +1,173 @@
-"""The run configuration: one dataclass whose defaults are the defaults, everywhere.
+"""The run configuration: one dataclass, the one source of every setting.
 
-``RunConfig`` describes a training run. ``load_toml`` reads a config file and ``validate`` checks
-every value; both raise ``InputError`` naming the file or flag at fault. The command line maps its
-flags onto the same fields (see ``cli.py``), so each default is written once, here.
+Each ``RunConfig`` field carries its default, its help text, the placeholder ``--help`` shows
+(``N``, ``RATE``, ``SIZES``, ``PATH``, ``NAME``...), its choices and its check, as field metadata.
+The command line's flags (``cli.py``), the TOML keys (``load_toml``/``to_toml``), ``--help`` and
+validation are all derived from it: a new setting is one field here. Bad values raise ``InputError``
+naming the file or flag and the key.
+
+This module imports no part of the network, so ``mnistlab --help`` stays fast: the choices are
+name tuples, and ``tests/test_config.py`` checks them against the registries in ``nn`` and ``stopping``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InputError
-from .nn import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, SCHEDULES
-from .stopping import STOPPING
+
+# The registries' names (nn.ACTIVATIONS, nn.INITIALIZERS, nn.OPTIMIZERS, nn.SCHEDULES, stopping.STOPPING).
+ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
+INITIALIZER_NAMES = ("zero", "random", "he", "xavier")
+OPTIMIZER_NAMES = ("sgd", "adam")
+SCHEDULE_NAMES = ("constant", "step", "cosine")
+STOPPING_NAMES = ("none", "early", "overfit", "patience", "plateau")
+
+
+# ---------------------------------------------------------------- checks: value -> complaint or None
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive(value):
+    return None if _number(value) and value > 0 else "must be a positive number"
+
+
+def at_least_zero(value):
+    return None if _number(value) and value >= 0 else "must be >= 0"
+
+
+def fraction(value):
+    return None if _number(value) and 0 <= value < 1 else "must be in [0, 1)"
+
+
+def positive_sizes(value):
+    ok = value and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in value)
+    return None if ok else "hidden layer sizes must be positive integers"
+
+
+def positive_or_none(value):
+    return None if value is None or (_number(value) and value > 0) else "must be a positive integer"
+
+
+def setting(default, help, metavar, *, choices=None, check=None, shown=None):
+    """A RunConfig field: its default and everything the CLI, the TOML files and validation need.
+
+    ``shown`` replaces "(default: ...)" in --help where the default is None and means something.
+    """
+    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices,
+                                            "check": check, "shown": shown})
 
 
 @dataclass
 class RunConfig:
-    # Data: a folder of MNIST-format IDX files (gzipped or not) or a training CSV; None = bundled MNIST.
-    data: str | None = None
-    test_data: str | None = None  # a test CSV/IDX file, required with a CSV --data
-    val_fraction: float = 0.1  # held out of the training set, as in the study
+    # Data
+    data: str | None = setting(
+        None, "folder of MNIST-format IDX files (gzipped or not), or a training CSV", "PATH",
+        shown="bundled MNIST")
+    test_data: str | None = setting(None, "test set file: CSV, or IDX with a folder --data; required with a CSV --data",
+                                    "PATH",
+                                    shown="the test set of --data")
+    val_fraction: float = setting(0.1, "fraction of the training set held out for validation", "FRACTION",
+                                  check=fraction)
     # Network
-    hidden: tuple[int, ...] = (800, 800)
-    activation: str = "relu"
-    init: str = "he"
-    dropout: float = 0.0
+    hidden: tuple[int, ...] = setting((800, 800), "hidden layer sizes, comma-separated", "SIZES",
+                                      check=positive_sizes)
+    activation: str = setting("relu", "hidden activation", "NAME", choices=ACTIVATION_NAMES)
+    init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
+    dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
     # Optimisation
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9  # sgd only; 0 gives plain mini-batch gradient descent
-    nesterov: bool = True
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    schedule: str = "cosine"
-    step_size: int = 10  # step schedule: epochs between rate drops
-    gamma: float = 0.1  # step schedule: factor per drop
+    optimizer: str = setting("sgd", "optimizer", "NAME", choices=OPTIMIZER_NAMES)
+    lr: float = setting(0.05, "learning rate", "RATE", check=positive)
+    momentum: float = setting(0.9, "SGD momentum (0: plain mini-batch gradient descent)", "M", check=fraction)
+    nesterov: bool = setting(True, "Nesterov momentum (true/false)", "BOOL")
+    weight_decay: float = setting(0.0, "L2 weight decay", "RATE", check=at_least_zero)
+    batch_size: int = setting(64, "mini-batch size", "N", check=positive)
+    schedule: str = setting("cosine", "learning-rate schedule", "NAME", choices=SCHEDULE_NAMES)
+    step_size: int = setting(10, "step schedule: epochs between drops", "N", check=positive)
+    gamma: float = setting(0.1, "step schedule: factor per drop", "FACTOR", check=positive)
     # Stopping
-    epochs: int = 15
-    stop: str = "none"
-    stop_k: int = 5  # early / overfit / patience: consecutive epochs
-    plateau_window: int = 10
-    plateau_tolerance: float = 0.001
+    epochs: int = setting(15, "maximum number of epochs", "N", check=positive)
+    stop: str = setting("none", "extra stopping rule", "NAME", choices=STOPPING_NAMES)
+    stop_k: int = setting(5, "epochs in a row for early/overfit/patience", "K", check=positive)
+    plateau_window: int = setting(10, "plateau: epochs whose training-loss spread is measured", "N",
+                                  check=positive)
+    plateau_tolerance: float = setting(0.001, "plateau: stop when std < tolerance x mean", "TOL",
+                                       check=positive)
     # Bookkeeping
-    seed: int = 0
-    init_from: str | None = None  # fine-tune from saved weights
-    threads: int | None = None  # most BLAS threads; None = every core (small networks use one)
+    seed: int = setting(0, "seed for the split, the initial weights, shuffling and dropout", "N",
+                        check=at_least_zero)
+    init_from: str | None = setting(
+        None, "fine-tune from a saved model.safetensors (its architecture is used; --hidden and "
+        "--activation must agree with it or be left out)", "PATH", shown="none")
+    threads: int | None = setting(
+        None, "most BLAS threads to use; small networks and batches use one", "N", check=positive_or_none,
+        shown="every core")
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-CHOICES = {"activation": ACTIVATIONS, "init": INITIALIZERS, "optimizer": OPTIMIZERS,
-           "schedule": SCHEDULES, "stop": STOPPING}
+CHOICES = {name: f.metadata["choices"] for name, f in FIELDS.items() if f.metadata["choices"]}
 
 
-def _label(name, where):
+def label(name, where):
     """A setting as the user wrote it: ``--batch-size`` on the command line, ``batch_size`` in a file."""
     return "--" + name.replace("_", "-") if where == "flag" else name
+
+
+def flag_text(value):
+    """A value as a flag takes it: 800,800 for a tuple, true/false for a bool."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def help_text(name):
+    """One field's --help line: its text, its choices and its default."""
+    meta = FIELDS[name].metadata
+    text = meta["help"]
+    if meta["choices"]:
+        text += ": " + ", ".join(meta["choices"])
+    default = meta["shown"] or flag_text(FIELDS[name].default)
+    return f"{text} (default: {default})"
 
 
 def validate(config, where="config"):
     """Raise InputError on the first bad value; ``where`` names the file or 'flag' for the message."""
     def bad(name, why):
-        raise InputError(f"{where}: {_label(name, where)} = {getattr(config, name)!r}: {why}")
+        raise InputError(f"{where}: {label(name, where)} = {getattr(config, name)!r}: {why}", field=name)
 
-    for name, choices in CHOICES.items():
-        if getattr(config, name) not in choices:
+    for name, f in FIELDS.items():
+        value = getattr(config, name)
+        choices, check = f.metadata["choices"], f.metadata["check"]
+        if choices and value not in choices:
             bad(name, f"expected one of {', '.join(choices)}")
-    for name in ("lr", "batch_size", "epochs", "stop_k", "plateau_window", "step_size", "gamma",
-                 "plateau_tolerance"):
-        value = getattr(config, name)
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            bad(name, "must be a positive number")
-    if not config.hidden or any(not isinstance(h, int) or h <= 0 for h in config.hidden):
-        bad("hidden", "hidden layer sizes must be positive integers")
-    for name, low, high in (("dropout", 0, 1), ("val_fraction", 0, 1), ("momentum", 0, 1)):
-        value = getattr(config, name)
-        if not (isinstance(value, (int, float)) and low <= value < high):
-            bad(name, f"must be in [{low}, {high})")
-    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
-        bad("weight_decay", "must be >= 0")
-    if config.seed < 0:
-        bad("seed", "must be >= 0")
+        if check and (why := check(value)):
+            bad(name, why)
     if config.stop in ("early", "overfit", "patience") and config.val_fraction == 0:
         bad("stop", "needs a validation set (val_fraction > 0)")
-    if config.threads is not None and config.threads <= 0:
-        bad("threads", "must be a positive integer")
     return config
+
+
+def _integer(value):
+    """An int from an int, a whole float or a numeric string; ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError
+        return int(value)
+    return int(value)
 
 
 def _coerce(name, value, where):
@@ -100,13 +177,17 @@ def _coerce(name, value, where):
         if name == "hidden":
             if isinstance(value, str):
                 value = [v for v in value.replace(" ", "").split(",") if v != ""]
-            return tuple(int(v) for v in value)
-        if isinstance(value, bool) and kind not in ("bool",):
-            raise ValueError
-        if kind == "int" or kind == "int | None" and value is not None:
-            if isinstance(value, float) and not value.is_integer():
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = [value]  # one hidden layer
+            if not isinstance(value, (list, tuple)):
                 raise ValueError
-            return int(value)
+            return tuple(_integer(v) for v in value)  # 16.5 is refused in a file as on the command line
+        if value is None and "None" in kind:
+            return None
+        if isinstance(value, bool) and kind != "bool":
+            raise ValueError
+        if kind.startswith("int"):
+            return _integer(value)
         if kind == "float":
             return float(value)
         if kind == "bool":
@@ -115,9 +196,14 @@ def _coerce(name, value, where):
             if not isinstance(value, bool):
                 raise ValueError
             return value
-        return None if value is None else str(value)
-    except (ValueError, TypeError, KeyError):
-        raise InputError(f"{where}: {_label(name, where)} = {value!r}: not a valid {kind}") from None
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (ValueError, TypeError, KeyError, OverflowError):
+        kind = "list of int" if name == "hidden" else kind.replace(" | None", "")
+        raise InputError(f"{where}: {label(name, where)} = {value!r}: not a valid {kind}", field=name) from None
 
 
 def updated(config, values, where):
@@ -125,9 +211,14 @@ def updated(config, values, where):
     changes = {}
     for name, value in values.items():
         if name not in FIELDS:
-            raise InputError(f"{where}: unknown key {name!r} (known: {', '.join(FIELDS)})")
+            raise InputError(f"{where}: unknown key {name!r} (known: {', '.join(FIELDS)})", field=name)
         changes[name] = _coerce(name, value, where)
     return dataclasses.replace(config, **changes)
+
+
+def from_values(values, where):
+    """A validated RunConfig from name -> value pairs (defaults for the rest)."""
+    return validate(updated(RunConfig(), values, where), where)
 
 
 def load_toml(path):
@@ -137,8 +228,38 @@ def load_toml(path):
             values = tomllib.load(f)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
     if set(values) == {"train"} and isinstance(values["train"], dict):
         values = values["train"]
-    return validate(updated(RunConfig(), values, str(path)), str(path))
+    return from_values(values, str(path))
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return repr(value)
+
+
+def to_toml(config, comments=False):
+    """The config as TOML that ``load_toml`` reads back. None values are left out, or with
+    ``comments`` written as commented-out lines, each key under its help text."""
+    lines = []
+    for name, value in config.to_dict().items():
+        if comments:
+            lines.append(f"\n# {help_text(name)}\n")
+        if value is None:
+            if comments:
+                lines.append(f"# {name} = {json.dumps(FIELDS[name].metadata['metavar'])}\n")
+            continue
+        lines.append(f"{name} = {_toml_value(value)}\n")
+    if comments:
+        lines.insert(0, "# mnistlab run configuration: every setting with its default.\n"
+                        "# mnistlab train --config FILE reads it; flags override it.\n")
+    return "".join(lines)

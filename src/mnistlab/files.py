@@ -53,3 +53,33 @@ def write_json(path, obj):
 
 def write_text(path, text):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _temp_owner(name):
+    """The process id in an ``atomic_write`` temp file's name (``.NAME.PID.HEX.tmp``), else None."""
+    parts = name.split(".")
+    if name.startswith(".") and name.endswith(".tmp") and len(parts) >= 5 and parts[-3].isdigit():
+        return int(parts[-3])
+    return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder):
+    """Delete temp files that a killed ``atomic_write`` left in ``folder`` (their process is gone);
+    return their names. Files of a process still running are left alone."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        pid = _temp_owner(path.name)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return sorted(removed)

@@ -1,91 +1,158 @@
-"""A training run on disk: data in, a run folder out, resumable from its last finished epoch.
+"""A run folder: start a run, resume it from its last finished epoch, finish it.
 
-``start_run(config, out_dir)`` loads the data, builds the network, trains, evaluates on the test set
-and leaves in ``out_dir``: config.toml, history.csv, model.safetensors, metrics.json and, after every
-epoch, checkpoint.safetensors. ``resume_run(out_dir)`` continues from that checkpoint.
+``start_run(config, out_dir)`` claims ``out_dir`` (a folder that holds nothing of a run yet; with
+``unique=True`` the first free name of ``out_dir``, ``out_dir-2``, ...), trains, evaluates on the test
+set and leaves there: config.toml, history.csv, model.safetensors, metrics.json and, after every
+epoch, checkpoint.safetensors. ``resume_run(out_dir)`` continues from that checkpoint; a finished run
+is left untouched. The objects come from ``build.py``, the file layouts from ``checkpoint.py``,
+``weights.py`` and ``config.to_toml``.
 """
 
+from __future__ import annotations
+
 import csv
+import errno
 import io
 import json
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from safetensors.numpy import save_file
-
-from . import data as datasets
-from .config import RunConfig, updated, validate
+from .build import as_trained, build_trainer, load_data  # noqa: F401  (load_data: for callers and tests)
+from .checkpoint import read_checkpoint, restore, save_checkpoint
+from .config import from_values, to_toml, validate
 from .errors import InputError
-from .nn import OPTIMIZERS, Network, Sgd, make_schedule
-from .stopping import make_stopping
-from .train import HISTORY_FIELDS, Trainer
-from .files import atomic_write, write_json, write_text
-from .weights import load_model, network_tensors, read_safetensors, save_model
+from .files import remove_stale_temporaries, write_json, write_text
+from .train import HISTORY_FIELDS, SCORE_FIELDS
+from .weights import load_model, save_model
+
+CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS = \
+    "config.toml", "history.csv", "checkpoint.safetensors", "model.safetensors", "metrics.json"
+RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS)
 
 
 @dataclass
 class RunResult:
     out_dir: Path
     metrics: dict
-    network: Network | None
+    network: object | None  # the trained nn.Network, None if the run diverged
 
 
-def generators(seed):
-    """Independent streams for the validation split, the initial weights and training (shuffle, dropout)."""
-    return (np.random.default_rng([seed, k]) for k in range(3))
+def start_run(config, out_dir, progress=False, log=print, unique=False):
+    """Train a fresh run into ``out_dir``, which must hold nothing of a run (see ``claim_folder``)."""
+    started = time.perf_counter()
+    validate(config)
+    config = as_trained(config)
+    data = load_data(config)
+    trainer = build_trainer(config, data.train_x.shape[1])
+    out_dir = claim_folder(Path(out_dir), to_toml(config), unique)
+    return _train(config, out_dir, trainer, data, progress, log, started)
 
 
-def load_data(config):
-    """(train_x, train_y, val_x, val_y, test_x, test_y, fingerprint, source) for a config."""
-    ds = datasets.load_dataset(config.data, config.test_data)
-    split_rng, _, _ = generators(config.seed)
-    tx, ty, vx, vy = datasets.split_validation(ds.train_images, ds.train_labels, config.val_fraction, split_rng)
-    f = datasets.to_float
-    return (f(tx), ty, f(vx), vy, f(ds.test_images), ds.test_labels,
-            datasets.fingerprint(ds.train_images, ds.train_labels), ds.source)
+def resume_run(out_dir, progress=False, log=print):
+    """Continue the run in ``out_dir`` from its last finished epoch; a finished run is left as it is.
 
-
-def make_optimizer(config):
-    if config.optimizer == "sgd":
-        return Sgd(config.momentum, config.nesterov, config.weight_decay)
-    return OPTIMIZERS[config.optimizer](weight_decay=config.weight_decay)
-
-
-def build_trainer(config, features, classes=10):
-    _, init_rng, train_rng = generators(config.seed)
-    if config.init_from:
-        network, _ = load_model(config.init_from)
-        if network.sizes[0] != features or network.sizes[-1] != classes:
-            raise InputError(f"{config.init_from}: network is {network.sizes}, "
-                             f"data needs {features} inputs and {classes} classes")
-        network.dropout = config.dropout
+    A folder whose run was stopped before its first checkpoint starts again from its config.toml.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / CHECKPOINT
+    if not checkpoint_path.exists():
+        if (out_dir / CONFIG).is_file() and not (out_dir / METRICS).exists():
+            from .config import load_toml
+            config = load_toml(out_dir / CONFIG)
+            log(f"{out_dir}: no checkpoint yet; starting again from its {CONFIG}")
+            remove_stale_temporaries(out_dir)
+            data = load_data(config)
+            return _train(config, out_dir, build_trainer(config, data.train_x.shape[1]), data, progress, log,
+                          started)
+        raise InputError(f"{out_dir}: no {CHECKPOINT} to resume from")
+    state = read_checkpoint(checkpoint_path, tensors=False)
+    if state.stop_reason and (out_dir / METRICS).is_file():
+        log(f"{out_dir}: run already finished ({state.stop_reason}); nothing to do")
+        return finished_result(out_dir)
+    config = from_values(state.config, str(checkpoint_path))
+    remove_stale_temporaries(out_dir)
+    data = load_data(config)
+    trainer = build_trainer(config, data.train_x.shape[1])
+    state = read_checkpoint(checkpoint_path)
+    if state.data_sha256 != data.fingerprint:
+        raise InputError(f"{checkpoint_path}: was trained on other data than {data.source}")
+    restore(state, trainer)
+    if trainer.stop_reason:
+        log(f"{out_dir}: training finished ({trainer.stop_reason}); saving its results")
     else:
-        sizes = [features, *config.hidden, classes]
-        network = Network.initialized(sizes, config.init, init_rng, config.activation, config.dropout)
-    schedule = make_schedule(config.schedule, config.lr, config.epochs, config.step_size, config.gamma)
-    stopping = make_stopping(config.stop, config.epochs, config.stop_k, config.plateau_window,
-                             config.plateau_tolerance)
-    return Trainer(network, make_optimizer(config), schedule, stopping, train_rng, config.batch_size)
+        log(f"resuming {out_dir} after epoch {len(trainer.history)}")
+    return _train(config, out_dir, trainer, data, progress, log, started)
 
 
-def config_toml(config):
-    """The config as TOML that ``--config`` reads back (None values are left out)."""
-    lines = []
-    for name, value in config.to_dict().items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            text = str(value).lower()
-        elif isinstance(value, (tuple, list)):
-            text = "[" + ", ".join(str(v) for v in value) + "]"
-        elif isinstance(value, str):
-            text = json.dumps(value)
+def finished_result(out_dir):
+    """The RunResult of a finished run folder, read back from its files."""
+    out_dir = Path(out_dir)
+    try:
+        metrics = json.loads((out_dir / METRICS).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{out_dir / METRICS}: cannot read ({e})") from None
+    model = out_dir / MODEL
+    network = load_model(model)[0] if model.exists() and not metrics.get("diverged") else None
+    return RunResult(out_dir, metrics, network)
+
+
+def claim_folder(out_dir, config_text, unique=False):
+    """Make ``out_dir`` this run's own, atomically, and write its config.toml there.
+
+    The claim is config.toml itself, hard-linked into place from a temp file: creating a link fails if
+    the name exists, so of two runs started at once exactly one gets the folder. A folder that holds
+    any file of a run is refused. With ``unique``, a taken name moves on to ``out_dir-2``, ``-3``, ...
+    """
+    base = out_dir
+    for n in range(1, 10_000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        made = False
+        if unique:
+            try:
+                candidate.mkdir(parents=True)
+                made = True
+            except FileExistsError:
+                continue
         else:
-            text = repr(value)
-        lines.append(f"{name} = {text}\n")
-    return "".join(lines)
+            try:
+                candidate.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # a file of that name, a folder that cannot be written
+                raise InputError(f"{e.filename or candidate}: cannot create the run folder: {e.strerror}") from None
+        if _link_config(candidate, config_text):
+            if not any((candidate / name).exists() for name in RUN_FILES if name != CONFIG):
+                remove_stale_temporaries(candidate)
+                return candidate
+            (candidate / CONFIG).unlink()
+        if made:
+            candidate.rmdir()
+        if not unique:
+            raise InputError(f"{candidate}: already holds a run (use --resume {candidate}, or another --out)")
+    raise InputError(f"{base}: no free run folder name")
+
+
+def _link_config(folder, text):
+    tmp = folder / f".{CONFIG}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # named as files.atomic_write names them
+    tmp.write_text(text)
+    try:
+        os.link(tmp, folder / CONFIG)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:  # a file system without hard links: fall back to exclusive creation
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        try:
+            with open(folder / CONFIG, "x") as f:
+                f.write(text)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def history_csv(history):
@@ -96,100 +163,53 @@ def history_csv(history):
     return buffer.getvalue()
 
 
-def save_checkpoint(path, trainer, config, fingerprint):
-    tensors = dict(network_tensors(trainer.network))
-    tensors.update({f"optimizer.{k}": v for k, v in trainer.optimizer.state().items()})
-    if trainer.best:
-        best = Network(trainer.best[2], trainer.best[3])
-        tensors.update({f"best.{k}": v for k, v in network_tensors(best).items()})
-    meta = {"config": config.to_dict(), "history": trainer.history, "rng": trainer.rng.bit_generator.state,
-            "stop_reason": trainer.stop_reason, "data_sha256": fingerprint,
-            "best": trainer.best[:2] if trainer.best else None, "sizes": trainer.network.sizes}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
+def _duration(seconds):
+    seconds = round(seconds)
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def restore_checkpoint(path, trainer):
-    tensors, raw = read_safetensors(path)
-    try:
-        meta = json.loads(raw["mnistlab"])
-        trainer.network.set_parameters(
-            [tensors[f"dense.{i}.weight"] for i in range(len(trainer.network.weights))],
-            [tensors[f"dense.{i}.bias"] for i in range(len(trainer.network.weights))])
-        trainer.optimizer.load_state({k[len("optimizer."):]: v for k, v in tensors.items()
-                                      if k.startswith("optimizer.")})
-        if meta["best"]:
-            n = len(trainer.network.weights)
-            trainer.best = (*meta["best"], [tensors[f"best.dense.{i}.weight"] for i in range(n)],
-                            [tensors[f"best.dense.{i}.bias"] for i in range(n)])
-        trainer.history = meta["history"]
-        trainer.rng.bit_generator.state = meta["rng"]
-    except (KeyError, ValueError, TypeError) as e:
-        raise InputError(f"{path}: checkpoint is damaged or from another run ({e})") from None
-    return meta
+def epoch_line(record, epochs, history):
+    """The per-epoch log line: ``epoch k/N``, the scores, the epoch's time and an estimate of the rest
+    (at most: a stopping rule may end the run sooner)."""
+    left = (epochs - record["epoch"]) * sum(r["seconds"] for r in history) / len(history)
+    return (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"acc {record['train_accuracy']:.4f}  val_loss {record['val_loss']:.4f}  "
+            f"val_acc {record['val_accuracy']:.4f}  {record['seconds']:.1f}s"
+            + (f"  ~{_duration(left)} left" if record["epoch"] < epochs else ""))
 
 
-def start_run(config, out_dir, progress=False, log=print):
-    """Train a fresh run into ``out_dir`` (which must not hold a run already)."""
-    out_dir = Path(out_dir)
-    if (out_dir / "checkpoint.safetensors").exists() or (out_dir / "metrics.json").exists():
-        raise InputError(f"{out_dir}: already holds a run (use --resume {out_dir}, or another --out)")
-    validate(config)
-    return _train(config, out_dir, None, progress, log)
-
-
-def resume_run(out_dir, progress=False, log=print):
-    """Continue the run in ``out_dir`` from its last finished epoch."""
-    out_dir = Path(out_dir)
-    checkpoint = out_dir / "checkpoint.safetensors"
-    if not checkpoint.exists():
-        raise InputError(f"{out_dir}: no checkpoint.safetensors to resume from")
-    _, raw = read_safetensors(checkpoint)
-    try:
-        config = updated(RunConfig(), json.loads(raw["mnistlab"])["config"], str(checkpoint))
-    except (KeyError, ValueError) as e:
-        raise InputError(f"{checkpoint}: checkpoint is damaged ({e})") from None
-    return _train(validate(config, str(checkpoint)), out_dir, checkpoint, progress, log)
-
-
-def _train(config, out_dir, checkpoint, progress, log):
-    started = time.perf_counter()
-    tx, ty, vx, vy, test_x, test_y, fingerprint, source = load_data(config)
-    trainer = build_trainer(config, tx.shape[1])
-    if checkpoint:
-        meta = restore_checkpoint(checkpoint, trainer)
-        if meta.get("data_sha256") != fingerprint:
-            raise InputError(f"{checkpoint}: was trained on other data than {source}")
-        if meta.get("stop_reason"):
-            log(f"{out_dir}: run already finished ({meta['stop_reason']})")
-        log(f"resuming {out_dir} after epoch {len(trainer.history)}")
-        trainer.stop_reason = meta.get("stop_reason")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "config.toml", config_toml(config))
-    log(f"training {trainer.network.sizes} on {source}: {len(tx)} train, {len(vx)} validation images")
+def _train(config, out_dir, trainer, data, progress, log, started):
+    checkpoint = out_dir / CHECKPOINT
+    log(f"training {trainer.network.sizes} on {data.source}: {len(data.train_x)} train, "
+        f"{len(data.val_x)} validation images")
 
     def on_epoch(t):
-        write_text(out_dir / "history.csv", history_csv(t.history))
-        save_checkpoint(out_dir / "checkpoint.safetensors", t, config, fingerprint)
+        write_text(out_dir / HISTORY, history_csv(t.history))
+        save_checkpoint(checkpoint, t, config, data.fingerprint)
         if t.history and not (t.stop_reason or "").startswith("diverged"):  # else no new epoch to log
-            r = t.history[-1]
-            log(f"epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  acc {r['train_accuracy']:.4f}  "
-                f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s")
+            log(epoch_line(t.history[-1], config.epochs, t.history))
 
     if trainer.stop_reason is None:
-        trainer.fit(tx, ty, vx, vy, config.threads, progress, on_epoch)
+        trainer.fit(data.train_x, data.train_y, data.val_x, data.val_y, config.threads, progress, on_epoch)
+    return finish(config, out_dir, trainer, data, time.perf_counter() - started)
+
+
+def finish(config, out_dir, trainer, data, wall_seconds):
+    """Evaluate the trained network on the test set; write model.safetensors (unless it diverged)
+    and metrics.json."""
     seconds = sum(r["seconds"] for r in trainer.history)
     metrics = {"stop_reason": trainer.stop_reason, "epochs": len(trainer.history),
-               "seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - started, 3),
-               "diverged": trainer.stop_reason.startswith("diverged"), "data": source,
-               "data_sha256": fingerprint, "test_accuracy": None, "test_loss": None}
-    if trainer.history:
-        final = trainer.history[trainer.best[1] - 1] if trainer.best else trainer.history[-1]  # the saved weights'
-        metrics.update({k: final[k] for k in HISTORY_FIELDS[1:5]})
+               "seconds": round(seconds, 3), "wall_seconds": round(wall_seconds, 3),
+               "diverged": trainer.stop_reason.startswith("diverged"), "data": data.source,
+               "data_sha256": data.fingerprint, "test_accuracy": None, "test_loss": None}
+    final = trainer.final_record()  # the history row of the weights that are saved
+    if final:
+        metrics.update({k: final[k] for k in SCORE_FIELDS})
     if trainer.best:
-        metrics["best_epoch"] = trainer.best[1]
+        metrics["best_epoch"] = trainer.best.epoch
     if not metrics["diverged"]:
-        metrics["test_loss"], metrics["test_accuracy"] = trainer.network.evaluate(test_x, test_y)
-        save_model(out_dir / "model.safetensors", trainer.network, init=config.init,
+        metrics["test_loss"], metrics["test_accuracy"] = trainer.network.evaluate(data.test_x, data.test_y)
+        save_model(out_dir / MODEL, trainer.network, init=config.init,
                    config=config.to_dict(), seed=config.seed, metrics=metrics)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / METRICS, metrics)
     return RunResult(out_dir, metrics, None if metrics["diverged"] else trainer.network)

@@ -8,14 +8,24 @@ history, best weights, generator) can be saved and put back, so an interrupted r
 
 import math
 import time
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
 from .nn.blas import thread_limits, threads_for
 
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                  "learning_rate", "seconds")
+SCORE_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")  # how well an epoch did
+HISTORY_FIELDS = ("epoch", *SCORE_FIELDS, "learning_rate", "seconds")  # one history.csv row
+
+
+class Best(NamedTuple):
+    """The best validation epoch so far and its weights, kept when the stopping rule restores them."""
+
+    val_loss: float
+    epoch: int  # 1-based, as in the history
+    weights: list  # [(fan_in, fan_out)]
+    biases: list  # [(fan_out,)]
 
 
 class Trainer:
@@ -27,7 +37,7 @@ class Trainer:
         self.rng = rng
         self.batch_size = batch_size
         self.history = []  # one dict per finished epoch, keys HISTORY_FIELDS
-        self.best = None  # (val_loss, epoch, weights, biases) when the stopping rule restores best
+        self.best = None  # a Best when the stopping rule restores the best weights
         self.stop_reason = None
         self._shuffled = None  # (images, labels) buffers for each epoch's shuffled copy
 
@@ -52,7 +62,7 @@ class Trainer:
                     self._remember_best(record)
                     self.stop_reason = self.stopping.should_stop(self.history)
                 if self.stop_reason and self.stopping.restores_best and self.best:
-                    self.network.set_parameters(self.best[2], self.best[3])
+                    self.network.set_parameters(self.best.weights, self.best.biases)
                 if on_epoch:
                     on_epoch(self)
         return self.stop_reason
@@ -94,5 +104,11 @@ class Trainer:
     def _remember_best(self, record):
         if not self.stopping.restores_best:
             return
-        if self.best is None or record["val_loss"] < self.best[0]:
-            self.best = (record["val_loss"], record["epoch"], *self.network.copy_parameters())
+        if self.best is None or record["val_loss"] < self.best.val_loss:
+            self.best = Best(record["val_loss"], record["epoch"], *self.network.copy_parameters())
+
+    def final_record(self):
+        """The history row of the weights the network ends with: the best epoch's if restored."""
+        if not self.history:
+            return None
+        return self.history[self.best.epoch - 1] if self.best else self.history[-1]

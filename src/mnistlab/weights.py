@@ -1,10 +1,12 @@
-"""Saving and loading networks as safetensors files: no pickle, readable by other frameworks.
+"""Model files: a trained network as a safetensors file, no pickle, readable by other frameworks.
 
-A file holds ``dense.{i}.weight`` (fan_in, fan_out) and ``dense.{i}.bias`` for each layer, plus a
-``mnistlab`` metadata entry: a JSON object with the layer sizes, activation, initializer, input
-normalisation, training config, seed, final metrics and the training data's fingerprint.
-Every write goes to a temporary file in the same folder and is renamed into place, so a crash never
-leaves a half-written file. Loading checks the file against its own metadata.
+This module and ``checkpoint.py`` beside it are the only code that knows the files' layouts. A
+model file holds ``dense.{i}.weight`` (fan_in, fan_out) and ``dense.{i}.bias`` for each layer, plus
+a ``mnistlab`` metadata entry: a JSON object whose ``format`` names the layout and its version
+(``mnistlab-mlp/1``), with the layer sizes, activation, initializer, input normalisation, training
+config, seed, final metrics and the training data's fingerprint. A future model type (a CNN) is one
+more layout name here. Every write goes to a temporary file in the same folder and is renamed into
+place, so a crash never leaves a half-written file. Loading checks the file against its own metadata.
 """
 
 import json
@@ -16,67 +18,122 @@ from safetensors.numpy import load_file, save_file
 
 from .errors import InputError
 from .files import atomic_write, finite_or_none
-from .nn import ACTIVATIONS, Network
 
-FORMAT = "mnistlab-mlp/1"
+MODEL_LAYOUT = "mnistlab-mlp"
+CHECKPOINT_LAYOUT = "mnistlab-checkpoint"
+VERSION = 1  # of both layouts; files written before checkpoints named theirs are read as version 1
+FORMAT = f"{MODEL_LAYOUT}/{VERSION}"
 NORMALISATION = "pixel / 255, float32, row-major 28x28 flattened to 784"
 
 
-def network_tensors(network):
+def layer_names(i, prefix=""):
+    """The names of layer ``i``'s weight and bias tensors, as every mnistlab file names them."""
+    return f"{prefix}dense.{i}.weight", f"{prefix}dense.{i}.bias"
+
+
+def parameter_tensors(weights, biases, prefix=""):
+    """{name: array} for lists of layer weights (fan_in, fan_out) and biases (fan_out,)."""
     tensors = {}
-    for i, (W, b) in enumerate(zip(network.weights, network.biases)):
-        tensors[f"dense.{i}.weight"] = np.ascontiguousarray(W)
-        tensors[f"dense.{i}.bias"] = np.ascontiguousarray(b)
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        w_name, b_name = layer_names(i, prefix)
+        tensors[w_name], tensors[b_name] = np.ascontiguousarray(W), np.ascontiguousarray(b)
     return tensors
 
 
-def save_model(path, network, **info):
-    """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
-    meta = finite_or_none({"format": FORMAT, "sizes": network.sizes,
-                           "activation": network.activation_name, "dropout": network.dropout,
-                           "normalisation": NORMALISATION, **info})
-    tensors = network_tensors(network)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
+def network_tensors(network, prefix=""):
+    return parameter_tensors(network.weights, network.biases, prefix)
 
 
-def read_safetensors(path):
-    """(tensors, metadata dict) of a safetensors file, or InputError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such weights file")
-    try:
-        tensors = load_file(path)
-        with safe_open(path, "numpy") as f:
-            raw = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable safetensors file ({e})") from None
-    return tensors, raw
-
-
-def load_model(path):
-    """(Network, metadata) from a file written by ``save_model``; InputError if it is damaged."""
-    tensors, raw = read_safetensors(path)
-    if "mnistlab" not in raw:
-        raise InputError(f"{path}: no mnistlab metadata (not written by mnistlab?)")
-    try:
-        meta = json.loads(raw["mnistlab"])
-        sizes = [int(s) for s in meta["sizes"]]
-        activation = meta["activation"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: metadata is damaged ({e})") from None
-    if len(sizes) < 2:
-        raise InputError(f"{path}: metadata sizes {sizes} describe no layer")
+def layer_tensors(tensors, sizes, path, prefix=""):
+    """(weights, biases) lists for layer sizes like [784, 800, 10] out of a file's tensors, each shape
+    checked; InputError naming the file and tensor if one is missing or misshapen."""
     weights, biases = [], []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        for name, shape, into in ((f"dense.{i}.weight", (fan_in, fan_out), weights),
-                                  (f"dense.{i}.bias", (fan_out,), biases)):
+        w_name, b_name = layer_names(i, prefix)
+        for name, shape, into in ((w_name, (fan_in, fan_out), weights), (b_name, (fan_out,), biases)):
             if name not in tensors:
                 raise InputError(f"{path}: tensor {name} missing (metadata says sizes {sizes})")
             if tensors[name].shape != shape:
                 raise InputError(f"{path}: tensor {name} has shape {tensors[name].shape}, "
                                  f"metadata sizes {sizes} need {shape}")
             into.append(np.ascontiguousarray(tensors[name], dtype=np.float32))
-    extra = set(tensors) - {f"dense.{i}.{k}" for i in range(len(weights)) for k in ("weight", "bias")}
+    return weights, biases
+
+
+def write_file(path, tensors, layout, meta):
+    """Write ``tensors`` and the metadata ``meta`` (stamped with its layout and version) atomically."""
+    meta = finite_or_none({"format": f"{layout}/{VERSION}", **meta})
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
+
+
+def read_file(path, tensors=True):
+    """(tensors, metadata dict, layout) of a file mnistlab wrote, or InputError naming the file.
+
+    ``layout`` is read from the metadata's ``format``; older files without one are told apart by their
+    content. ``tensors=False`` reads the metadata only (tensors is then None).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such weights file")
+    try:
+        arrays = load_file(path) if tensors else None
+        with safe_open(path, "numpy") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+    if "mnistlab" not in raw:
+        raise InputError(f"{path}: no mnistlab metadata (not written by mnistlab?)")
+    try:
+        meta = json.loads(raw["mnistlab"])
+    except ValueError as e:
+        raise InputError(f"{path}: metadata is damaged ({e})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: metadata is damaged (not a JSON object)")
+    fmt = meta.get("format")
+    if fmt is None:  # checkpoints written before they carried a format
+        layout, version = (CHECKPOINT_LAYOUT if "rng" in meta and "history" in meta else MODEL_LAYOUT), 1
+    else:
+        layout, _, version = str(fmt).partition("/")
+        if layout not in (MODEL_LAYOUT, CHECKPOINT_LAYOUT) or not version.isdigit():
+            raise InputError(f"{path}: unknown file format {fmt!r}")
+        if int(version) > VERSION:
+            raise InputError(f"{path}: format {fmt!r} is newer than this mnistlab reads "
+                             f"({layout}/{VERSION}); upgrade mnistlab")
+    return arrays, meta, layout
+
+
+def read_metadata(path):
+    """The metadata dict of a file mnistlab wrote, without reading its tensors."""
+    return read_file(path, tensors=False)[1]
+
+
+def save_model(path, network, **info):
+    """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
+    meta = {"sizes": network.sizes, "activation": network.activation_name, "dropout": network.dropout,
+            "normalisation": NORMALISATION, **info}
+    write_file(path, network_tensors(network), MODEL_LAYOUT, meta)
+
+
+def load_model(path):
+    """(Network, metadata) from a file written by ``save_model``; InputError if it is damaged."""
+    from .nn import ACTIVATIONS, Network  # here, so reading metadata needs no network code
+
+    tensors, meta, layout = read_file(path)
+    if layout == CHECKPOINT_LAYOUT:
+        folder = Path(path).parent
+        raise InputError(f"{path}: is a training checkpoint, not a model: use {folder / 'model.safetensors'} "
+                         f"(written when the run finishes; mnistlab train --resume {folder} finishes it)")
+    try:
+        sizes = [int(s) for s in meta["sizes"]]
+        activation = meta["activation"]
+    except KeyError as e:
+        raise InputError(f"{path}: metadata is damaged (no {e.args[0]!r})") from None
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{path}: metadata is damaged ({e})") from None
+    if len(sizes) < 2:
+        raise InputError(f"{path}: metadata sizes {sizes} describe no layer")
+    weights, biases = layer_tensors(tensors, sizes, path)
+    extra = set(tensors) - set(parameter_tensors(weights, biases))
     if extra:
         raise InputError(f"{path}: tensors {sorted(extra)} not described by its metadata")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:

@@ -16,7 +16,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .blas import Gemm, gemm
 from .initializers import INITIALIZERS
-from .losses import SoftmaxCrossEntropy
+from .losses import SoftmaxCrossEntropy, epoch_totals, fused_gradient
 from .optimizers import LayerGradient
 
 
@@ -122,11 +122,11 @@ class Network:
                       learning_rate, rng)
             if progress and (k % every == every - 1 or k == batches - 1):
                 seen = min(start + batch_size, n)
-                loss, right = _totals(shifted[counted:seen], sums[counted:seen], labels[counted:seen])
+                loss, right = epoch_totals(shifted[counted:seen], sums[counted:seen], labels[counted:seen])
                 loss_sum, correct, counted = loss_sum + loss, correct + right, seen
                 progress(seen, loss_sum, correct)
         if counted < n:
-            loss, right = _totals(shifted[counted:], sums[counted:], labels[counted:])
+            loss, right = epoch_totals(shifted[counted:], sums[counted:], labels[counted:])
             loss_sum, correct = loss_sum + loss, correct + right
         return loss_sum / max(n, 1), correct
 
@@ -150,15 +150,6 @@ class Network:
         if key not in self._plans:
             self._plans[key] = _StepPlan(self, batch)
         return self._plans[key]
-
-
-def _totals(shifted, sums, labels):
-    """(summed cross-entropy, number correct) of the rows of an epoch's records."""
-    rows = np.arange(len(labels))
-    loss = float(np.log(sums[:, 0], dtype=np.float64).sum() - shifted[rows, labels].sum(dtype=np.float64))
-    # The row maximum became exactly 0, anything smaller stays below 0: the first 0 is argmax.
-    correct = int(np.count_nonzero((shifted == 0).argmax(axis=1) == labels))
-    return loss, correct
 
 
 class _StepPlan:
@@ -207,15 +198,9 @@ class _StepPlan:
                     drawn = rng.random((len(a), a.shape[1] - 1), dtype=np.float32) < keep
                     np.divide(drawn, np.float32(keep), out=self.masks[i][:, :-1])
                     np.multiply(a, self.masks[i], out=self.dropped[i])
-        # Softmax cross-entropy, stable through the row maximum (see losses.py); the gradient
-        # softmax - onehot overwrites the logits, the rest is recorded for the epoch's totals.
-        # (ufunc.reduce, not np.max/np.sum: their Python wrappers double the cost of a small row.)
-        z = self.logits
-        np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=shifted)
-        np.exp(shifted, out=z)
-        np.add.reduce(z, axis=1, keepdims=True, out=sums)
-        np.divide(z, sums, out=z)
-        np.subtract(z, onehot, out=z)
+        # Softmax cross-entropy (losses.py): the gradient softmax - onehot overwrites the logits,
+        # the rest is recorded for the epoch's totals.
+        fused_gradient(self.logits, onehot, shifted, sums)
         params, grads, backward, back, scratch = net.params, self.grads, self.backward, self.back, self.scratch
         for i in range(last, -1, -1):
             if i > 0:  # before this layer's update changes its weights

@@ -70,7 +70,7 @@ class Sgd:
 
     name = "sgd"
 
-    def __init__(self, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, momentum=0.9, nesterov=True, weight_decay=0.0):  # the defaults of RunConfig
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)

@@ -1,0 +1,158 @@
+"""The Python API: mnistlab.train returns a Run, mnistlab.load a Model that predicts from images in any
+of the accepted forms, mnistlab.load_mnist the bundled set; bad arguments raise the CLI's errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mnistlab
+from conftest import SRC, read_history, read_json
+from mnistlab.run import resume_run
+
+
+@pytest.fixture(scope="module")
+def run(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "nb"
+    return mnistlab.train(hidden=[16], epochs=2, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
+                          out=out, log=None)
+
+
+@pytest.fixture(scope="module")
+def images(tiny):
+    return tiny.dataset.test_images.reshape(-1, 28, 28)  # uint8 (100, 28, 28)
+
+
+# ---------------------------------------------------------------- train
+
+
+def test_train_returns_the_runs_folder_metrics_history_and_model(run):
+    assert run.out_dir.name == "nb"
+    assert run.metrics == read_json(run.out_dir / "metrics.json")
+    assert isinstance(run.metrics["test_accuracy"], float) and 0.25 < run.metrics["test_accuracy"] <= 1
+    assert run.history == read_history(run.out_dir / "history.csv")
+    assert [r["epoch"] for r in run.history] == [1, 2]
+    assert set(run.history[0]) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert run.model.sizes == [784, 16, 10]
+    assert run.model.metadata["metrics"] == run.metrics
+
+
+def test_train_takes_the_toml_keys_and_records_them_in_config_toml(run):
+    text = (run.out_dir / "config.toml").read_text()
+    assert "hidden = [16]\n" in text and "epochs = 2\n" in text
+
+
+@pytest.mark.parametrize("settings, field, must_mention", [
+    ({"lr": 0}, "lr", "lr = 0.0: must be a positive number"),
+    ({"hidden": [16.5]}, "hidden", "not a valid list of int"),
+    ({"activation": "gelu"}, "activation", "expected one of relu"),
+    ({"learning_rate": 0.1}, "learning_rate", "unknown key 'learning_rate'"),
+    ({"epochs": True}, "epochs", "not a valid int"),
+])
+def test_bad_settings_raise_a_value_error_naming_the_field_and_write_nothing(tmp_path, settings, field, must_mention):
+    with pytest.raises(ValueError, match="train\\(\\)") as caught:
+        mnistlab.train(out=tmp_path / "run", log=None, **settings)
+    assert isinstance(caught.value, mnistlab.InputError)
+    assert caught.value.field == field
+    assert must_mention in str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_single_hidden_size_may_be_given_as_a_number(tiny, tmp_path):
+    run = mnistlab.train(hidden=8, epochs=1, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
+                         out=tmp_path / "run", log=None)
+    assert run.model.sizes == [784, 8, 10]
+
+
+def test_train_logs_each_epoch_to_the_given_function(tiny, tmp_path):
+    lines = []
+    mnistlab.train(hidden=[8], epochs=2, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
+                   out=tmp_path / "run", log=lines.append)
+    assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["1/2", "2/2"]
+
+
+# ---------------------------------------------------------------- load, predict
+
+
+def test_predict_gives_the_same_labels_for_every_accepted_form_of_the_images(run, images):
+    model = mnistlab.load(run.out_dir / "model.safetensors")
+    expected = model.network.predict(images.reshape(-1, 784).astype(np.float32) / 255)
+    flat = images.reshape(-1, 784)
+    for form in (images, flat, flat.astype(np.float32) / 255, images.astype(np.float64) / 255,
+                 flat.astype(np.int64), flat.tolist()):
+        assert np.array_equal(model.predict(form), expected)
+    assert model.predict(images).shape == (100,)
+
+
+def test_predict_proba_rows_sum_to_one_and_agree_with_predict(run, images):
+    model = mnistlab.load(run.out_dir)  # a run folder: its model.safetensors
+    proba = model.predict_proba(images)
+    assert proba.shape == (100, 10)
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-12) and (proba >= 0).all()
+    assert np.array_equal(proba.argmax(axis=1), model.predict(images))
+
+
+def test_a_single_image_gives_one_label_and_one_row_of_probabilities(run, images):
+    model = run.model
+    for image in (images[3], images[3].reshape(784), images[3] / 255.0):
+        assert model.predict(image) == model.predict(images)[3]
+        assert isinstance(model.predict(image), int)
+        assert np.allclose(model.predict_proba(image), model.predict_proba(images)[3])
+
+
+def test_evaluate_reports_what_the_test_command_does(run, tiny, cli):
+    import json
+    result = cli(["test", "--weights", run.out_dir / "model.safetensors", "--data", tiny.test_csv, "--json"])
+    assert run.model.evaluate(tiny.dataset.test_images, tiny.dataset.test_labels) == json.loads(result.out)
+
+
+@pytest.mark.parametrize("bad, must_mention", [
+    (np.full((2, 28, 28), 255.0), "float pixels must be in [0, 1]"),
+    (np.zeros((2, 27, 27), np.uint8), "does not fit the network's 784 inputs"),
+    (np.zeros((2, 100)), "does not fit"),
+    (np.full((2, 784), -1), "integer pixels must be in 0..255"),
+    (np.full((2, 784), np.nan), "NaN"),
+    (np.full((2, 784), "a"), "dtype"),
+])
+def test_images_that_do_not_fit_raise_a_value_error_saying_why(run, bad, must_mention):
+    with pytest.raises(ValueError, match="images") as caught:
+        run.model.predict(bad)
+    assert must_mention in str(caught.value)
+
+
+def test_load_of_a_checkpoint_says_it_is_one_and_which_file_to_use(run):
+    with pytest.raises(ValueError, match="is a training checkpoint.*model.safetensors"):
+        mnistlab.load(run.out_dir / "checkpoint.safetensors")
+
+
+def test_load_mnist_gives_the_bundled_set_as_image_arrays():
+    mnist = mnistlab.load_mnist()
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    assert mnist.train_images.dtype == np.uint8 and mnist.train_labels.shape == (60000,)
+    assert set(np.unique(mnist.test_labels)) == set(range(10))
+
+
+# ---------------------------------------------------------------- the package stays light
+
+
+def test_importing_mnistlab_loads_neither_numpy_nor_the_network():
+    code = ("import sys, mnistlab; "
+            "print(sorted(m for m in sys.modules if m in ('numpy', 'mnistlab.nn', 'mnistlab.api')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)},
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_mnistlab_train_stays_the_function_after_the_training_loop_module_is_imported():
+    import mnistlab.train  # noqa: F401  (the module train.py; the package attribute stays the API's function)
+    from mnistlab.train import Trainer
+    assert callable(mnistlab.train) and mnistlab.train.__module__ == "mnistlab.api"
+    assert Trainer.__module__ == "mnistlab.train"
+
+
+def test_resuming_an_api_run_that_finished_does_nothing(run):
+    before = {p.name: p.read_bytes() for p in run.out_dir.iterdir()}
+    result = resume_run(run.out_dir, log=lambda m: None)
+    assert result.metrics == run.metrics
+    assert {p.name: p.read_bytes() for p in run.out_dir.iterdir()} == before
