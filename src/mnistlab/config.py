@@ -23,7 +23,7 @@ from .errors import InputError
 
 # The registries' names (nn.ACTIVATIONS, nn.INITIALIZERS, nn.OPTIMIZERS, nn.SCHEDULES, stopping.STOPPING).
 ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
-INITIALIZER_NAMES = ("zero", "random", "he", "xavier")
+INITIALIZER_NAMES = ("zero", "random", "he", "xavier", "he_report", "xavier_report")
 OPTIMIZER_NAMES = ("sgd", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 STOPPING_NAMES = ("none", "early", "overfit", "patience", "plateau")

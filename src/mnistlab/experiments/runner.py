@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_json
+from ..files import remove_stale_temporaries, write_json
 from .tables import read_row, write_tables
 
 
@@ -106,6 +106,7 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
     specs = study.runs(repeats)
     jobs = max(1, jobs or os.cpu_count() or 1)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # a sweep killed while rewriting its tables
     pending = [_Pending(dataclasses.replace(s.config, threads=1), str(out_dir / s.run_dir))
                for s in specs if run_status(out_dir / s.run_dir) != "finished"]
     rows = write_tables(study, out_dir, specs)
