@@ -1,0 +1,49 @@
+"""matplotlib without pyplot: make a Figure, save it atomically, or turn it into PNG bytes.
+
+Figures are plain ``matplotlib.figure.Figure`` objects drawn through the Agg canvas, so no GUI
+backend, no global figure list to leak and nothing shared between threads. Every module of the
+report package that draws goes through ``new_figure``.
+"""
+
+import io
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import atomic_write
+
+FORMATS = ("png", "svg", "pdf")
+DPI = 110
+
+
+def new_figure(width, height):
+    """A Figure of ``width`` x ``height`` inches with an Agg canvas and constrained layout."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)  # headless, whatever MPLBACKEND says, in case pyplot is ever used
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def image_format(path, format=None):
+    """The output format: ``format`` if given, else the file's suffix; InputError if neither is known."""
+    fmt = (format or Path(path).suffix.lstrip(".") or "png").lower()
+    if fmt not in FORMATS:
+        raise InputError(f"{path}: unknown image format {fmt!r} (expected {', '.join(FORMATS)})")
+    return fmt
+
+
+def save_figure(figure, path, format=None):
+    """Write ``figure`` to ``path`` atomically (a viewer never sees half a file); return the path."""
+    path = Path(path)
+    fmt = image_format(path, format)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format=fmt, dpi=DPI))
+    return path
+
+
+def png_bytes(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
