@@ -9,7 +9,7 @@ PNG atomically, so ``mnistlab train --plot`` can call it after every epoch.
 import math
 import textwrap
 
-from .figures import new_figure, save_figure
+from .figures import log_scale, new_figure, save_figure
 from .records import config_differences, read_run
 
 
@@ -64,9 +64,7 @@ def curves_figure(runs, title=None):
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss (solid: training, dashed: validation)")
     losses = _values(loss_ax, "loss")
     if losses and all(v > 0 for v in losses):
-        loss_ax.set_yscale("log")
-        loss_ax.yaxis.set_major_formatter(PlainLogFormatter())  # 0.3, 1, 2 rather than 3x10^-1
-        loss_ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+        log_scale(loss_ax)
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy (solid: training, dashed: validation)")
     for ax in (loss_ax, acc_ax):
         ax.grid(True, alpha=0.3)
@@ -76,16 +74,6 @@ def curves_figure(runs, title=None):
                   title="dotted line: the epoch each run stopped", title_fontsize="small")
     figure.suptitle(title or (str(runs[0].path) if len(runs) == 1 else f"{len(runs)} runs"))
     return figure
-
-
-def PlainLogFormatter(**kwargs):
-    """matplotlib's log-axis labelling (which ticks get a label), with labels written as 0.3, 2, 40."""
-    from matplotlib.ticker import LogFormatter
-
-    class Plain(LogFormatter):
-        def __call__(self, x, pos=None):
-            return f"{x:g}" if super().__call__(x, pos) else ""
-    return Plain(**kwargs)
 
 
 def _values(ax, key):

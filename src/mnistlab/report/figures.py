@@ -27,6 +27,19 @@ def new_figure(width, height):
     return figure
 
 
+def log_scale(ax):
+    """A log y axis labelled 0.3, 1, 2 rather than 3x10^-1 (matplotlib still picks which ticks get labels)."""
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(Plain())
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False))
+
+
 def image_format(path, format=None):
     """The output format: ``format`` if given, else the file's suffix; InputError if neither is known."""
     fmt = (format or Path(path).suffix.lstrip(".") or "png").lower()
