@@ -15,14 +15,15 @@ FORMATS = ("png", "svg", "pdf")
 DPI = 110
 
 
-def new_figure(width, height):
-    """A Figure of ``width`` x ``height`` inches with an Agg canvas and constrained layout."""
+def new_figure(width, height, layout="constrained"):
+    """A Figure of ``width`` x ``height`` inches with an Agg canvas; ``layout=None`` for image grids,
+    where constrained layout's solver costs seconds and a fixed spacing does as well."""
     import matplotlib
     matplotlib.use("Agg", force=False)  # headless, whatever MPLBACKEND says, in case pyplot is ever used
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 

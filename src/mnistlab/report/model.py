@@ -88,8 +88,10 @@ def mistakes_figure(p, count=24, columns=8):
     """A grid of the most confident mistakes, each titled 'true 4 → 9' with the confidence in the 9."""
     chosen = mistakes(p, count)
     rows = max(1, -(-len(chosen) // columns))
-    figure = new_figure(1.3 * columns, 1.5 * rows + 0.5)
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    height = 1.5 * rows + 0.5
+    figure = new_figure(1.3 * columns, height, layout=None)
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, hspace=0.45, wspace=0.1))).ravel()
     for ax in axes:
         ax.set_axis_off()
     for ax, i in zip(axes, chosen):
@@ -111,8 +113,10 @@ def weights_figure(p, count=64, columns=16):
     count = min(count, weights.shape[1])
     columns = min(columns, count)
     rows = -(-count // columns)
-    figure = new_figure(0.8 * columns, 0.8 * rows + 0.6)
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    height = 0.8 * rows + 0.5
+    figure = new_figure(0.8 * columns, height, layout=None)
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.02, top=1 - 0.45 / height, hspace=0.08, wspace=0.08))).ravel()
     for ax in axes:
         ax.set_axis_off()
     for unit, ax in zip(range(count), axes):
