@@ -27,8 +27,14 @@ def curves_figure(runs, title=None):
     """
     from matplotlib.lines import Line2D
 
-    figure = new_figure(11, 4.2 + 0.2 * len(runs))
-    loss_ax, acc_ax = figure.subplots(1, 2)
+    # Fixed margins rather than constrained layout: this figure is redrawn after every epoch of a
+    # watched run, and the layout solver was half of its cost.
+    marked = any(r.diverged for r in runs) + any(r.metrics.get("best_epoch") for r in runs)
+    legend_height = 0.35 + 0.19 * (len(runs) + marked)
+    height = 3.9 + legend_height
+    figure = new_figure(11, height, layout=None)
+    loss_ax, acc_ax = figure.subplots(1, 2, gridspec_kw=dict(
+        left=0.07, right=0.985, top=1 - 0.65 / height, bottom=(legend_height + 0.55) / height, wspace=0.2))
     handles, marks = [], {}
     labels = config_differences(runs)
     colors = [f"C{i % 10}" for i in range(len(runs))]
@@ -70,7 +76,8 @@ def curves_figure(runs, title=None):
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     # Below the panels, so it never covers a curve however many runs there are.
-    figure.legend(handles=handles + list(marks.values()), loc="outside lower center", fontsize="small",
+    figure.legend(handles=handles + list(marks.values()), loc="lower center", bbox_to_anchor=(0.5, 0.01),
+                  fontsize="small",
                   title="dotted line: the epoch each run stopped", title_fontsize="small")
     figure.suptitle(title or (str(runs[0].path) if len(runs) == 1 else f"{len(runs)} runs"))
     return figure
