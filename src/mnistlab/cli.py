@@ -137,6 +137,9 @@ def build_parser():
     export.add_argument("folder", help="output folder")
     export.add_argument("--data", metavar="FOLDER", help="source folder of IDX files (default: bundled MNIST)")
     export.set_defaults(func=cmd_export_csv)
+
+    from .report.cli import add_commands as add_report_commands  # plot, report; matplotlib loads only when run
+    add_report_commands(commands)
     return parser
 
 

@@ -1,0 +1,128 @@
+"""Figures of one saved model on a labelled set: confusion matrix, most confident mistakes, first-layer weights.
+
+``predict_set(weights_path, data)`` loads the model (``weights.load_model``) and the test set (the
+bundled MNIST when ``data`` is None) and returns a ``Predictions``; the three ``*_figure`` functions
+draw from it. This is the one module of the report package that reads a weights file.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..evaluate import confusion_matrix
+from .figures import new_figure
+
+SIDE = 28  # MNIST images are 28 x 28
+
+
+@dataclass
+class Predictions:
+    images: np.ndarray  # (n, 784) uint8
+    labels: np.ndarray  # (n,) true digits
+    probabilities: np.ndarray  # (n, classes) softmax of the logits
+    first_layer: np.ndarray  # (784, hidden) the first layer's weights
+    name: str  # the weights file, for titles
+
+    @property
+    def predicted(self):
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def accuracy(self):
+        return float((self.predicted == self.labels).mean()) if len(self.labels) else float("nan")
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_set(weights_path, data=None, chunk=10_000):
+    """Predictions of the model in ``weights_path`` on ``data`` (CSV/IDX file or folder; None: bundled MNIST)."""
+    from ..data import bundled_mnist_dir, load_images_labels, to_float
+    from ..weights import load_model
+
+    network, _ = load_model(weights_path)
+    images, labels = load_images_labels(data or bundled_mnist_dir())
+    if images.shape[1] != network.sizes[0]:
+        raise InputError(f"{data}: images have {images.shape[1]} pixels, {weights_path} expects {network.sizes[0]}")
+    probabilities = np.concatenate([softmax(network.logits(to_float(images[i:i + chunk])).astype(np.float64))
+                                    for i in range(0, len(images), chunk)]) if len(images) else np.zeros((0, 10))
+    return Predictions(images, np.asarray(labels, np.intp), probabilities, np.asarray(network.weights[0]),
+                       str(weights_path))
+
+
+def confusion_figure(p):
+    """Heatmap of counts[true, predicted] with every count written in its cell (log colour scale, so the
+    off-diagonal mistakes are visible beside the large diagonal)."""
+    from matplotlib.colors import LogNorm
+
+    classes = p.probabilities.shape[1]
+    counts = confusion_matrix(p.labels, p.predicted, classes)
+    figure = new_figure(6.4, 5.6)
+    ax = figure.subplots()
+    image = ax.imshow(np.maximum(counts, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(counts.max(), 1)))
+    dark = counts > np.sqrt(max(counts.max(), 1))  # white text on the darker half of the log scale
+    for (t, q), n in np.ndenumerate(counts):
+        if n:
+            ax.text(q, t, str(n), ha="center", va="center", fontsize=7 if n >= 1000 else 8,
+                    color="white" if dark[t, q] else "black")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set(xlabel="predicted digit", ylabel="true digit",
+           title=f"Confusion matrix: {100 * p.accuracy:.2f}% of {len(p.labels):,} correct")
+    figure.colorbar(image, ax=ax, label="images (log scale)", shrink=0.8)
+    return figure
+
+
+def mistakes(p, count):
+    """Indices of the ``count`` wrong predictions made with the highest confidence, most confident first."""
+    wrong = np.flatnonzero(p.predicted != p.labels)
+    confidence = p.probabilities[wrong, p.predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:count]]
+
+
+def mistakes_figure(p, count=24, columns=8):
+    """A grid of the most confident mistakes, each titled 'true 4 → 9' with the confidence in the 9."""
+    chosen = mistakes(p, count)
+    rows = max(1, -(-len(chosen) // columns))
+    height = 1.5 * rows + 0.5
+    figure = new_figure(1.3 * columns, height, layout=None)
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, hspace=0.45, wspace=0.1))).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, i in zip(axes, chosen):
+        guess = p.predicted[i]
+        ax.imshow(p.images[i].reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(f"true {p.labels[i]} → {guess}\n{100 * p.probabilities[i, guess]:.1f}% sure",
+                     fontsize="small")
+    wrong = int((p.predicted != p.labels).sum())
+    figure.suptitle(f"The {len(chosen)} most confident of {wrong:,} mistakes" if wrong else "No mistakes")
+    return figure
+
+
+def weights_figure(p, count=64, columns=16):
+    """The first layer's weights into the first ``count`` hidden units, each as a 28x28 image
+    (red positive, blue negative, each unit on its own symmetric scale)."""
+    weights = p.first_layer
+    if weights.shape[0] != SIDE * SIDE:
+        raise InputError(f"{p.name}: first layer has {weights.shape[0]} inputs, not {SIDE}x{SIDE} pixels")
+    count = min(count, weights.shape[1])
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    height = 0.8 * rows + 0.5
+    figure = new_figure(0.8 * columns, height, layout=None)
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.02, top=1 - 0.45 / height, hspace=0.08, wspace=0.08))).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for unit, ax in zip(range(count), axes):
+        w = weights[:, unit].reshape(SIDE, SIDE)
+        scale = float(np.abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale)
+    figure.suptitle(f"First-layer weights of {count} of {weights.shape[1]} hidden units "
+                    "(red: positive, blue: negative)", fontsize="medium")
+    return figure

@@ -1,0 +1,371 @@
+"""The report package: figures drawn from real tiny runs and a hand-written study, the plot and report
+commands, their one-line errors, and the HTML page opened in Chromium."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SRC, assert_one_line_error
+from report_fixtures import make_diverged, make_study
+
+from mnistlab.report.curves import curves_figure, runs_figure, write_curves
+from mnistlab.report.model import confusion_figure, mistakes, mistakes_figure, predict_set, weights_figure
+from mnistlab.report.records import load_histories, read_run, read_study
+from mnistlab.report.study import accuracy_figure, curves_band_figure
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def two_runs(tiny, tmp_path_factory):
+    """Two finished 3-epoch runs that differ only in their hidden layer (16 and 32 units)."""
+    from mnistlab.cli import main
+
+    folder = tmp_path_factory.mktemp("two_runs")
+    runs = []
+    for hidden in (16, 32):
+        out = folder / f"h{hidden}"
+        assert main(["train", *tiny.data_flags, "--hidden", str(hidden), "--epochs", str(EPOCHS), "--out", str(out),
+                     "--no-progress"]) == 0
+        runs.append(out)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def study_dir(tiny, tmp_path_factory):
+    """results/hidden/: 3 configurations x 2 seeds, 4 finished, 1 diverged, 1 failed (never modify; copy)."""
+    from mnistlab.cli import main
+
+    return make_study(tmp_path_factory.mktemp("results") / "hidden", main, tiny.data_flags, EPOCHS)
+
+
+def copy(folder, tmp_path, name="copy"):
+    return Path(shutil.copytree(folder, tmp_path / name))
+
+
+def lines(ax, prefix):
+    return [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith(prefix)]
+
+
+def collection(ax, gid):
+    found = [c for c in ax.collections if c.get_gid() == gid]
+    return np.asarray(found[0].get_offsets()) if found else np.zeros((0, 2))
+
+
+def legend_texts(figure):
+    return [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+
+
+def read_png(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)  # (height, width, 4) floats in [0, 1]
+
+
+def assert_drawn_png(path, min_width=500, min_height=200):
+    """A PNG of a sensible size with real content: not blank, more than a couple of colours."""
+    image = read_png(path)
+    height, width = image.shape[:2]
+    assert width >= min_width and height >= min_height, image.shape
+    ink = (image[..., :3] < 0.9).any(axis=2).mean()
+    assert ink > 0.02, f"{path}: only {ink:.1%} of the pixels are not white"
+    assert len(np.unique((image[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 20
+
+
+# Learning curves ------------------------------------------------------------------------------------------
+
+
+def test_curves_draw_a_training_and_a_validation_line_per_run_in_both_panels(two_runs):
+    figure = runs_figure(two_runs)
+    loss_ax, acc_ax = figure.axes
+    for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        assert len(lines(ax, f"{key}:train:")) == 2 and len(lines(ax, f"{key}:val:")) == 2
+        assert all(list(ln.get_xdata()) == [1, 2, 3] for ln in lines(ax, f"{key}:"))
+        assert [ln.get_xdata()[0] for ln in lines(ax, "stop:")] == [EPOCHS, EPOCHS]
+    accuracies = [y for ln in lines(acc_ax, "accuracy:") for y in ln.get_ydata()]
+    assert 0 < min(accuracies) and max(accuracies) <= 100  # in percent
+    assert acc_ax.get_ylabel() == "accuracy (%)" and loss_ax.get_xlabel() == "epoch"
+
+
+def test_the_legend_names_only_what_differs_between_the_runs_and_why_each_stopped(two_runs):
+    texts = legend_texts(runs_figure(two_runs))
+    assert any(t.startswith("hidden=16: max epochs (3)") for t in texts), texts
+    assert any(t.startswith("hidden=32: max epochs (3)") for t in texts), texts
+    assert not any("lr=" in t or "seed=" in t for t in texts), texts
+
+
+def test_a_diverged_run_is_marked_at_the_epoch_it_diverged_in(trained, tmp_path):
+    run = copy(trained, tmp_path)
+    make_diverged(run, epochs_kept=1)
+    figure = runs_figure([run])
+    loss_ax, acc_ax = figure.axes
+    assert [ln.get_xdata()[0] for ln in lines(loss_ax, "diverged:")] == [2]
+    assert [ln.get_xdata()[0] for ln in lines(acc_ax, "stop:")] == [2]
+    assert any("diverged at epoch 2" in t for t in legend_texts(figure))
+
+
+def test_a_run_that_diverged_in_its_first_epoch_still_gets_a_figure(trained, tmp_path, cli):
+    run = copy(trained, tmp_path)
+    make_diverged(run, epochs_kept=0)
+    result = cli(["plot", run])
+    assert result.code == 0, result.err
+    assert (run / "curves.png").is_file()
+
+
+def test_write_curves_redraws_a_run_still_training_and_leaves_no_temporary_file(trained, tmp_path):
+    run = copy(trained, tmp_path)
+    (run / "metrics.json").unlink()  # as during training: history.csv grows, no metrics yet
+    out = run / "curves.png"
+    write_curves(run, out)
+    first = out.read_bytes()
+    (run / "history.csv").write_text("\n".join((run / "history.csv").read_text().splitlines()[:2]) + "\n")
+    write_curves(run, out)
+    assert out.read_bytes() != first
+    assert_drawn_png(out)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert any(t.startswith("training (epoch 1)") for t in legend_texts(curves_figure([read_run(run, False)])))
+
+
+def test_plot_command_writes_the_curves_png_next_to_a_single_run(trained, tmp_path, cli):
+    run = copy(trained, tmp_path)
+    result = cli(["plot", run])
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"wrote {run / 'curves.png'}"
+    assert_drawn_png(run / "curves.png")
+
+
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_plot_command_writes_svg_and_pdf_on_request(two_runs, tmp_path, cli, fmt, magic):
+    out = tmp_path / f"both.{fmt}"
+    assert cli(["plot", *two_runs, "--out", out]).code == 0
+    assert out.read_bytes().startswith(magic)
+    out2 = tmp_path / "named"
+    assert cli(["plot", *two_runs, "--out", out2, "--format", fmt]).code == 0
+    assert out2.read_bytes().startswith(magic)
+
+
+# Studies ---------------------------------------------------------------------------------------------------
+
+
+def test_study_figure_shows_every_repeat_the_mean_the_report_and_the_diverged_and_failed_runs(study_dir):
+    study = read_study(study_dir)
+    figure = accuracy_figure(study)
+    ax = figure.axes[0]
+    repeats = collection(ax, "repeats")
+    finished = [r for r in study.runs if r["status"] == "finished"]
+    assert len(repeats) == len(finished) == 4
+    assert sorted(repeats[:, 0]) == pytest.approx(sorted(100 * r["test_accuracy"] for r in finished))
+    assert len(collection(ax, "diverged")) == 1 and len(collection(ax, "failed")) == 1
+    assert collection(ax, "report")[:, 0] == pytest.approx([97.48])
+    means = [c for c in ax.containers]  # the errorbar: one mean per configuration with an accuracy
+    assert len(means[0].lines[0].get_xdata()) == 2
+    assert any(t.get_text() == "report: overflow" for t in ax.texts)
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(ticks) == 3 and "1 diverged, 1 failed" in ticks[2]
+
+
+def test_study_bands_have_one_mean_line_per_configuration_with_finished_runs(study_dir):
+    study = load_histories(read_study(study_dir))
+    figure = curves_band_figure(study)
+    loss_ax, acc_ax = figure.axes
+    assert len(lines(loss_ax, "band-loss:")) == 2 and len(lines(acc_ax, "band-accuracy:")) == 2
+    assert all(list(ln.get_xdata()) == [1, 2, 3] for ln in lines(acc_ax, "band-accuracy:"))
+    assert len(acc_ax.collections) == 2  # the two ± std bands
+    assert any("2 diverged/failed left out" in t for t in legend_texts(figure))
+    # the band's mean is the mean of the repeats' validation accuracy
+    runs = [study.histories[r["run_dir"]] for r in study.runs_of("hidden=16+lr=0.05")]
+    expected = 100 * np.mean([r.history["val_accuracy"] for r in runs], axis=0)
+    assert lines(acc_ax, "band-accuracy:0")[0].get_ydata() == pytest.approx(expected)
+
+
+def test_plot_command_on_a_study_writes_both_figures_into_its_folder(study_dir, tmp_path, cli):
+    study = copy(study_dir, tmp_path, "hidden")
+    result = cli(["plot", study])
+    assert result.code == 0, result.err
+    for name in ("accuracy.png", "curves.png"):
+        assert_drawn_png(study / name)
+
+
+# A model ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def predictions(trained, tiny):
+    return predict_set(trained / "model.safetensors", str(tiny.test_csv))
+
+
+def test_confusion_matrix_counts_every_test_image_once(predictions, tiny):
+    figure = confusion_figure(predictions)
+    ax = figure.axes[0]
+    counts = sum(int(t.get_text()) for t in ax.texts)
+    assert counts == len(tiny.dataset.test_labels) == 100
+    diagonal = sum(int(t.get_text()) for t in ax.texts if t.get_position()[0] == t.get_position()[1])
+    assert diagonal == round(predictions.accuracy * 100)
+    assert ax.get_xlabel() == "predicted digit" and ax.get_ylabel() == "true digit"
+
+
+def test_mistakes_are_wrong_and_sorted_by_confidence(predictions):
+    chosen = mistakes(predictions, 24)
+    wrong = int((predictions.predicted != predictions.labels).sum())
+    assert len(chosen) == min(24, wrong) > 0
+    assert (predictions.predicted[chosen] != predictions.labels[chosen]).all()
+    confidence = predictions.probabilities[chosen, predictions.predicted[chosen]]
+    assert list(confidence) == sorted(confidence, reverse=True)
+    figure = mistakes_figure(predictions)
+    titles = [ax.get_title() for ax in figure.axes if ax.images]
+    assert len(titles) == len(chosen)
+    i = chosen[0]
+    assert titles[0].startswith(f"true {predictions.labels[i]} → {predictions.predicted[i]}")
+
+
+def test_first_layer_weights_are_drawn_as_one_28x28_image_per_hidden_unit(predictions):
+    figure = weights_figure(predictions)
+    images = [im for ax in figure.axes for im in ax.images]
+    assert len(images) == 16  # the tiny model's hidden layer
+    assert all(im.get_array().shape == (28, 28) for im in images)
+
+
+def test_plot_command_with_weights_writes_three_figures(trained, tiny, tmp_path, cli):
+    result = cli(["plot", "--weights", trained / "model.safetensors", "--data", tiny.test_csv, "--out", tmp_path])
+    assert result.code == 0, result.err
+    for name in ("confusion.png", "mistakes.png"):
+        assert_drawn_png(tmp_path / name, min_width=400)
+    assert_drawn_png(tmp_path / "first-layer.png", min_width=1000, min_height=100)  # one row of 16 units
+
+
+# Bad input -------------------------------------------------------------------------------------------------
+
+
+def _history(run):
+    return run / "history.csv"
+
+
+BROKEN_RUNS = {
+    "missing history": (lambda run: _history(run).unlink(), "history.csv: no such file"),
+    "empty history": (lambda run: _history(run).write_text(""), "history.csv: empty file"),
+    "header only": (lambda run: _history(run).write_text(_history(run).read_text().splitlines()[0] + "\n"),
+                    "history.csv: no epochs recorded"),
+    "not a number": (lambda run: _history(run).write_text(_history(run).read_text().replace("\n1,", "\n1,x", 1)),
+                     "history.csv:2: train_loss: 'x"),
+    "missing column": (lambda run: _history(run).write_text("epoch,train_loss\n1,0.5\n"),
+                       "history.csv:1: header lacks column(s) train_accuracy"),
+    "short row": (lambda run: _history(run).write_text(_history(run).read_text() + "3,0.1\n"),
+                  "history.csv:4: expected 7 columns"),
+    "missing metrics": (lambda run: (run / "metrics.json").unlink(), "metrics.json: no such file"),
+    "malformed metrics": (lambda run: (run / "metrics.json").write_text("{"), "metrics.json: not valid JSON"),
+    "metrics not an object": (lambda run: (run / "metrics.json").write_text("[]"), "metrics.json: expected a JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BROKEN_RUNS))
+def test_a_damaged_run_folder_gives_one_line_and_exit_2(trained, tmp_path, cli, damage):
+    run = copy(trained, tmp_path)
+    spoil, message = BROKEN_RUNS[damage]
+    spoil(run)
+    assert_one_line_error(cli(["plot", run]), message)
+
+
+def _rewrite(path, old, new):
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+BROKEN_STUDIES = {
+    "missing runs.csv": (lambda s: (s / "runs.csv").unlink(), "runs.csv: no such file"),
+    "empty runs.csv": (lambda s: (s / "runs.csv").write_text(""), "runs.csv: empty file"),
+    "no runs": (lambda s: (s / "runs.csv").write_text((s / "runs.csv").read_text().splitlines()[0]),
+                "runs.csv: no runs listed"),
+    "bad status": (lambda s: _rewrite(s / "runs.csv", ",finished,", ",done,"), "runs.csv:2: status 'done'"),
+    "bad accuracy": (lambda s: _rewrite(s / "runs.csv", ",finished,0.", ",finished,zero"),
+                     "runs.csv:2: test_accuracy: 'zero"),
+    "missing table column": (lambda s: _rewrite(s / "table.csv", ",mean,", ",average,"),
+                             "table.csv:1: header lacks column(s) mean"),
+    "missing table.csv": (lambda s: (s / "table.csv").unlink(), "table.csv: no such file"),
+    "malformed study.json": (lambda s: (s / "study.json").write_text("nope"), "study.json: not valid JSON"),
+    "missing run folder": (lambda s: shutil.rmtree(s / "runs" / "hidden=32+lr=0.05" / "seed1"),
+                           "seed1: no such run folder"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BROKEN_STUDIES))
+def test_a_damaged_study_gives_one_line_and_exit_2_for_plot_and_report(study_dir, tmp_path, cli, damage):
+    study = copy(study_dir, tmp_path, "hidden")
+    spoil, message = BROKEN_STUDIES[damage]
+    spoil(study)
+    assert_one_line_error(cli(["plot", study]), message)
+    assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r.html"]), message)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_plot_without_folders_or_weights_and_report_of_an_empty_folder_are_input_errors(tmp_path, cli):
+    assert_one_line_error(cli(["plot"]), "give run folders")
+    assert_one_line_error(cli(["plot", tmp_path / "nope"]), "nope: no such run folder")
+    assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r.html"]), "no study folders")
+    assert_one_line_error(cli(["plot", tmp_path, "--format", "gif"]), "invalid choice")
+
+
+# The HTML report --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def report_html(study_dir, trained, tiny, tmp_path_factory):
+    from mnistlab.cli import main
+
+    out = tmp_path_factory.mktemp("docs") / "report.html"
+    assert main(["report", str(study_dir.parent), "--out", str(out), "--weights", str(trained / "model.safetensors"),
+                 "--data", str(tiny.test_csv)]) == 0
+    return out
+
+
+def test_report_embeds_every_figure_and_puts_the_reports_number_beside_ours(report_html, study_dir):
+    import re
+
+    page = report_html.read_text()
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == 2 + 3  # the study's accuracy and curves; confusion, mistakes, first-layer weights
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page and "<link" not in page and "<script" not in page
+    study = read_study(study_dir)
+    row = study.table[0]
+    line = next(tr for tr in page.split("<tr>") if row["label"] in tr)
+    assert f"{100 * row['mean']:.2f}%" in line and "97.48%" in line and f"{row['difference']:+.2f} pp" in line
+    assert "overflow" in page and "MemoryError: out of memory" in page
+
+
+def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(report_html, browser):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url[:80]}"))
+    try:
+        page.goto(report_html.as_uri())
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 5 and all(w > 300 for w in widths), widths
+        assert page.locator("table tbody tr").count() == 3
+        assert errors == []
+    finally:
+        page.close()
+
+
+# The package's boundaries -----------------------------------------------------------------------------------
+
+
+def _loaded(code):
+    """The matplotlib and training modules loaded by running ``code`` in a fresh interpreter."""
+    probe = (f"import sys; {code}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' "
+             "or m in ('mnistlab.train', 'mnistlab.run', 'mnistlab.nn', 'mnistlab.experiments')))")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(SRC), "PATH": ""}).stdout.strip()
+
+
+def test_the_report_package_imports_neither_matplotlib_nor_the_training_code_until_it_draws():
+    assert _loaded("import mnistlab.report.cli, mnistlab.report.html, mnistlab.report.study, "
+                   "mnistlab.report.model") == "[]"
+
+
+def test_mnistlab_help_does_not_load_matplotlib():
+    assert "matplotlib" not in _loaded("import mnistlab.cli; mnistlab.cli.build_parser()")
