@@ -66,10 +66,14 @@ function redraw() {
   if (current) drawStroke(current);
 }
 
-function changed(delay) {
+function markStale() {
   version++;
   digitEl.dataset.current = "false";
   digitEl.classList.add("stale");
+}
+
+function changed(delay) {
+  markStale();
   clearTimeout(timer);
   timer = setTimeout(predictDrawing, delay);
 }
@@ -198,7 +202,8 @@ upload.addEventListener("change", async () => {
   const file = upload.files[0];
   if (!file) return;
   strokes = []; current = null; redraw();
-  version++;
+  clearTimeout(timer);
+  markStale();
   const asked = version;
   setStatus(`reading ${file.name}…`);
   const form = new FormData();
