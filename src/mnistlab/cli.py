@@ -139,6 +139,9 @@ def build_parser():
     export.add_argument("folder", help="output folder")
     export.add_argument("--data", metavar="FOLDER", help="source folder of IDX files (default: bundled MNIST)")
     export.set_defaults(func=cmd_export_csv)
+
+    from .web.cli import add_commands as add_draw_commands  # light; FastAPI loads only when `draw` runs
+    add_draw_commands(commands, Parser)
     return parser
 
 
