@@ -420,3 +420,15 @@ def test_a_photo_is_uploaded_and_read(page, mnist_test, tmp_path):
     page.set_input_files("#upload", str(photo))
     assert shown_prediction(page) == str(labels[3])
     assert "digit.png" in page.inner_text("#status")
+
+
+def test_draw_on_a_port_already_taken_is_one_line(cli, runs):
+    from mnistlab.web.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        result = cli(["draw", "--no-browser", "--port", port, "--weights", runs / "tiny" / "model.safetensors"])
+        assert_one_line_error(result, f"--port {port}", "cannot listen")
+    finally:
+        taken.close()

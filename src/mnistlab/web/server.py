@@ -9,12 +9,12 @@ from ..errors import InputError
 
 def bind(host, port):
     """A listening socket on (host, port); InputError when it cannot be had. Port 0 picks a free one."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except (OSError, OverflowError) as e:  # in use, not an address of this machine, port out of range
+        sock.close()
         raise InputError(f"--host {host} --port {port}: cannot listen there ({getattr(e, 'strerror', None) or e})") from None
     sock.listen(128)
     sock.set_inheritable(True)

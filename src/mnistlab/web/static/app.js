@@ -221,7 +221,7 @@ upload.addEventListener("change", async () => {
 
 function describe(info) {
   const accuracy = info.test_accuracy == null ? "?" : `${(100 * info.test_accuracy).toFixed(2)}%`;
-  return `${info.name} — ${info.sizes.join("-")}, ${accuracy}`;
+  return `${info.name.replace(/\/model\.safetensors$/, "")} — ${info.sizes.join("-")}, ${accuracy}`;
 }
 
 function showModel(info) {
