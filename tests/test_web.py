@@ -184,6 +184,13 @@ def test_no_pixels_value_whatsoever_makes_a_server_error(client, pixels):
     assert "detail" in answer.json() or "digit" in answer.json()
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=300) | st.just("a" * 5000 + ".safetensors") | st.just("default/" * 50 + "../x"))
+def test_no_model_name_whatsoever_makes_a_server_error(client, name):
+    answer = client.get("/api/model", params={"model": name})
+    assert answer.status_code in (200, 404, 422), answer.text
+
+
 def png_photo(digit, fmt="PNG"):
     """A photo-like image of ``digit``: dark ink on light, uneven paper, as PNG or JPEG bytes."""
     from PIL import Image

@@ -97,10 +97,14 @@ class Catalogue:
         if name is None or name == "" or name == self.default_name:
             return self.default_path
         if "\0" in name or "\\" in name or Path(name).is_absolute():
-            raise UnknownModel(f"model {name!r}: not a path inside the runs folder")
-        path = (self.runs_dir / name).resolve()
-        if not path.is_relative_to(self.runs_dir) or path.suffix != ".safetensors" or not path.is_file():
-            raise UnknownModel(f"model {name!r}: no such model in the runs folder")
+            raise UnknownModel(f"model {name[:100]!r}: not a path inside the runs folder")
+        try:
+            path = (self.runs_dir / name).resolve()
+            found = path.is_relative_to(self.runs_dir) and path.suffix == ".safetensors" and path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a symlink loop, ...
+            found = False
+        if not found:
+            raise UnknownModel(f"model {name[:100]!r}: no such model in the runs folder")
         return path
 
     def get(self, name):
