@@ -4,6 +4,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from mnistlab.data import load_dataset
@@ -169,3 +171,17 @@ def test_bytes_that_are_not_a_png_or_jpeg_are_input_errors(data):
 def test_other_image_formats_are_refused_by_name():
     with pytest.raises(InputError, match="GIF files are not accepted"):
         read_image(encoded(np.zeros((30, 30)), "GIF"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(cut=st.integers(0, 2000), flips=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=8),
+       fmt=st.sampled_from(["PNG", "JPEG"]))
+def test_a_damaged_png_or_jpeg_is_an_input_error_or_an_image_never_a_crash(cut, flips, fmt):
+    data = bytearray(encoded(np.arange(64 * 64).reshape(64, 64) % 251, fmt))
+    for at, value in flips:
+        data[at % len(data)] = value
+    try:
+        gray = read_image(bytes(data[:len(data) - cut]))
+    except InputError:
+        return
+    from_photo(gray)  # whatever was decoded goes through the photo path without error
