@@ -139,7 +139,9 @@ def build_parser():
     export.set_defaults(func=cmd_export_csv)
 
     from .report.cli import add_commands as add_report_commands  # plot, report; matplotlib loads only when run
+    from .web.cli import add_commands as add_draw_commands  # light; FastAPI loads only when `draw` runs
     add_report_commands(commands)
+    add_draw_commands(commands, Parser)
     return parser
 
 

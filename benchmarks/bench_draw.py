@@ -1,0 +1,171 @@
+"""The draw-a-digit page: how well the MNIST-style preprocessing reads canvas drawings, and how fast the API answers.
+
+(1) Robustness. Each MNIST test digit is re-rendered as a drawing on a 280x280 canvas, as a user
+would draw it: enlarged 4x (bilinear), strokes thickened or thinned (grey dilation or erosion by up
+to 2 px there, i.e. half an MNIST pixel), rotated by up to +-12 degrees, shrunk to a random size from
+half to three times MNIST's (a 14 to 84 px frame, anti-aliased) and placed anywhere on the canvas;
+seeded. Each model's accuracy is printed on the plain test set, on the test digits themselves
+through the preprocessing (column "again": what it costs on MNIST's own images), on the drawings through
+``mnistlab.data.drawing.mnist_like`` (the page's preprocessing; target: within 1.5 points of plain)
+and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what the preprocessing buys.
+
+(2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1; 20 client
+threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
+280x280 drawing as JSON, as the page sends it. Prints p50/p99/max latency, requests per second and
+errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores.
+
+Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
+          [--canvas SIDE]   (SIDE: the latency payload's canvas side, default 280)
+(default weights: runs/default/model.safetensors, else the newest run under runs/; --quick: 500
+digits and 500 requests, to check the script works)
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mnistlab.data import load_dataset  # noqa: E402
+from mnistlab.data.drawing import mnist_like, resize  # noqa: E402
+from mnistlab.weights import load_model  # noqa: E402
+
+CANVAS = 280
+
+
+def as_drawing(digit, rng):
+    """A (280, 280) canvas with ``digit`` (28, 28) redrawn: resized, thicker or thinner, rotated, anywhere."""
+    big = np.clip(ndimage.zoom(digit.astype(np.float64), 4, order=1), 0, 255)  # (112, 112)
+    radius = int(rng.integers(-2, 3))
+    if radius:
+        footprint = np.ones((2 * abs(radius) + 1,) * 2, bool)
+        big = (ndimage.grey_dilation if radius > 0 else ndimage.grey_erosion)(big, footprint=footprint)
+    big = np.clip(ndimage.rotate(big, rng.uniform(-12, 12), reshape=True, order=1), 0, 255)
+    frame = rng.uniform(0.5, 3.0) * 28  # the 28 px MNIST frame becomes 14 to 84 px
+    side = max(2, round(big.shape[0] * frame / 112))
+    small = np.clip(resize(big, (side, side)), 0, 255)
+    canvas = np.zeros((CANVAS, CANVAS))
+    top, left = rng.integers(0, CANVAS - side + 1, size=2)
+    canvas[top:top + side, left:left + side] = small
+    return canvas
+
+
+def robustness(weights, count, seed=0):
+    data = load_dataset()
+    images, labels = data.test_images[:count], data.test_labels[:count]
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    drawings = [as_drawing(d, rng) for d in images.reshape(-1, 28, 28)]
+    prepared = [mnist_like(c) for c in drawings]
+    drawn = np.array([np.zeros((28, 28), np.uint8) if p is None else p for p in prepared]).reshape(count, 784)
+    naive = np.array([np.clip(resize(c, (28, 28)), 0, 255) for c in drawings]).reshape(count, 784)
+    again = np.array([mnist_like(d) for d in images.reshape(-1, 28, 28)]).reshape(count, 784)  # none is blank
+    print(f"robustness: {count} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas "
+          f"({time.perf_counter() - t0:.1f} s to draw and preprocess; {sum(p is None for p in prepared)} blank)")
+    print(f"{'model':<48} {'plain %':>8} {'again %':>8} {'drawn %':>8} {'drop':>6} {'naive %':>8}  target drop <= 1.5")
+    for path in weights:
+        network, _ = load_model(path)
+        accuracy = {name: 100 * float(np.mean(network.predict(x.astype(np.float32) / 255) == labels))
+                    for name, x in (("plain", images), ("again", again), ("drawn", drawn), ("naive", naive))}
+        drop = accuracy["plain"] - accuracy["drawn"]
+        print(f"{str(path):<48} {accuracy['plain']:8.2f} {accuracy['again']:8.2f} {accuracy['drawn']:8.2f} {drop:6.2f} {accuracy['naive']:8.2f}"
+              f"  {'met' if drop <= 1.5 else 'missed'}")
+
+
+SERVER = """
+import sys
+from mnistlab.web.app import create_app
+from mnistlab.web.server import bind, serve
+app = create_app(sys.argv[1], sys.argv[2])
+serve(app, bind("127.0.0.1", 0), on_ready=lambda url: print(url, flush=True))
+"""
+
+
+def latency(weights, total, clients=20, side=CANVAS, seed=0):
+    data = load_dataset()
+    rng = np.random.default_rng(seed)
+    canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
+    canvases = [c if side == CANVAS else np.clip(resize(c, (side, side)), 0, 255) for c in canvases]
+    bodies = [json.dumps({"pixels": np.rint(c).astype(int).tolist()}, separators=(",", ":")).encode() for c in canvases]
+    runs_dir = Path(weights).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir)], stdout=subprocess.PIPE,
+                              text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    try:
+        url = server.stdout.readline().strip()
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        times, errors, lock = [], [], threading.Lock()
+        per_client = [total // clients + (i < total % clients) for i in range(clients)]
+
+        def client(index, n):
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            mine = []
+            for k in range(n + 3):  # 3 warm-up requests per client, not counted
+                body = bodies[(index * 7 + k) % len(bodies)]
+                start = time.perf_counter()
+                try:
+                    connection.request("POST", "/api/predict", body, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except OSError as e:
+                    ok = False
+                    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                    response = e
+                elapsed = time.perf_counter() - start
+                if k >= 3:
+                    mine.append(elapsed)
+                    if not ok:
+                        with lock:
+                            errors.append(getattr(response, "status", response))
+            with lock:
+                times.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(i, n)) for i, n in enumerate(per_client)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    ms = np.array(times) * 1000
+    p50, p99 = np.percentile(ms, [50, 99])
+    print(f"latency: POST /api/predict, {len(ms)} requests of a {side}x{side} JSON canvas "
+          f"({statistics.mean(map(len, bodies)) / 1000:.0f} kB), {clients} concurrent clients, {weights}")
+    print(f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {ms.max():.1f} ms  {len(ms) / wall:.0f} requests/s  "
+          f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", nargs="+", help="model files (default: the model mnistlab draw would serve)")
+    parser.add_argument("--quick", action="store_true", help="500 digits and 500 requests: checks the script works")
+    parser.add_argument("--only", choices=["robustness", "latency"])
+    parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
+                        help=f"latency: side of the canvas posted (default {CANVAS}, the page's; 28 to 1024)")
+    args = parser.parse_args()
+    if args.weights:
+        weights = [Path(w) for w in args.weights]
+    else:
+        from mnistlab.web.models import find_default_weights
+        weights = [find_default_weights("runs")]
+    if args.only != "latency":
+        robustness(weights, 500 if args.quick else 10_000)
+    if args.only != "robustness":
+        latency(weights[0], 500 if args.quick else 5_000, side=args.canvas)
+
+
+if __name__ == "__main__":
+    main()

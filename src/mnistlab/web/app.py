@@ -1,0 +1,175 @@
+"""The FastAPI app: the drawing page, its static files and the JSON API (with an OpenAPI schema at /docs).
+
+``create_app(weights, runs_dir)`` builds it. ``POST /api/predict`` takes a drawing as JSON
+``{"pixels": [[...]]}`` (0 = background, 255 = ink, 28x28 to 1024x1024) or a PNG/JPEG photo as the
+multipart field ``image``, and answers the digit, the 10 probabilities and the 28x28 image the model
+saw. Every bad request gets a 4xx with a message in ``detail``; ``?model=`` picks a model under runs/.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from ..data import drawing
+from ..errors import InputError
+from .models import Catalogue, UnknownModel
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a phone photo fits; a 1024x1024 JSON canvas of "255," fits
+MIN_SIDE, MAX_SIDE = 28, 1024
+MODEL_HELP = "a model file's path relative to the runs folder, as listed by /api/models (default: the served model)"
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="path relative to the runs folder (or the --weights path)")
+    default: bool
+    sizes: list[int] = Field(description="layer sizes, e.g. [784, 800, 800, 10]")
+    activation: str
+    parameters: int
+    test_accuracy: float | None = Field(description="accuracy on the test set when trained, 0..1")
+    epochs: int | None
+    data: str | None = Field(description="what it was trained on")
+    seed: int | None
+
+
+class Prediction(BaseModel):
+    digit: int | None = Field(description="0-9, or null when nothing is drawn")
+    probabilities: list[float] = Field(description="10 class probabilities (all 0 when nothing is drawn)")
+    input28: list[list[int]] = Field(description="the 28x28 image the model saw, 0..255")
+    model: str
+
+
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["pixels"],
+        "properties": {"pixels": {
+            "type": "array", "items": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 255}},
+            "description": f"grayscale canvas, rows of columns, {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE}; "
+                           "0 = background, 255 = ink"}}}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"],
+        "properties": {"image": {"type": "string", "format": "binary",
+                                 "description": "PNG or JPEG photo or scan of one digit on paper"}}}}}}}
+
+
+def fail(status, message):
+    raise HTTPException(status_code=status, detail=message)
+
+
+async def read_body(request):
+    """The request body, refused with 413 past MAX_BODY_BYTES (before reading it when the size is declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        fail(413, f"request body over the {MAX_BODY_BYTES // (1024 * 1024)} MB limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            fail(413, f"request body over the {MAX_BODY_BYTES // (1024 * 1024)} MB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def canvas_from_json(body):
+    """The (h, w) canvas of a JSON body {"pixels": [[...]]}, or a 422 saying what is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        fail(422, "body: not valid JSON")
+    if not isinstance(data, dict) or "pixels" not in data:
+        fail(422, 'body: expected a JSON object {"pixels": [[...], ...]}')
+    pixels = data["pixels"]
+    if not isinstance(pixels, list) or not pixels or not all(isinstance(row, list) for row in pixels):
+        fail(422, "pixels: expected a list of rows, each a list of numbers")
+    try:
+        canvas = np.array(pixels)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        fail(422, "pixels: rows must all have the same length and hold only numbers")
+    if canvas.ndim != 2 or canvas.dtype.kind not in "iuf":  # bool, null, strings, nested lists
+        fail(422, "pixels: rows must all have the same length and hold only numbers")
+    h, w = canvas.shape
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        fail(422, f"pixels: a {h}x{w} canvas; each side must be {MIN_SIDE} to {MAX_SIDE}")
+    return canvas
+
+
+async def image_from_form(request, body):
+    """The bytes of the multipart field ``image``, or a 4xx."""
+    async def replay():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10, max_part_size=MAX_BODY_BYTES)
+    except Exception as e:  # python-multipart's and Starlette's parse errors have no common base  # noqa: BLE001
+        fail(422, f"body: not a readable multipart form ({e.__class__.__name__})")
+    upload = form.get("image")
+    if upload is None or isinstance(upload, str):
+        fail(422, "image: expected a file in the multipart field 'image'")
+    return await upload.read()
+
+
+def answer(model, image28):
+    if image28 is None:  # nothing drawn: no guess
+        digit, probabilities, image28 = None, np.zeros(10), np.zeros((drawing.SIZE, drawing.SIZE), np.uint8)
+    else:
+        digit, probabilities = model.predict(image28)
+    return JSONResponse({"digit": digit, "probabilities": [float(p) for p in probabilities],
+                         "input28": image28.tolist(), "model": model.name})
+
+
+def create_app(weights, runs_dir="runs"):
+    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request."""
+    catalogue = Catalogue(runs_dir, weights)
+    app = FastAPI(title="mnistlab draw", version="1",
+                  description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
+                              "The drawing is cropped, scaled and centred as MNIST's digits were.")
+
+    def pick(name):
+        try:
+            return catalogue.get(name)
+        except UnknownModel as e:
+            fail(404, str(e))
+        except InputError as e:
+            fail(422, f"model {name!r}: {e}")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/model", response_model=ModelInfo, summary="The served model, or the one named by ?model=")
+    def model_info(model: str | None = Query(None, description=MODEL_HELP)):
+        found = pick(model)
+        return found.info(default=found.name == catalogue.default_name)
+
+    @app.get("/api/models", response_model=list[ModelInfo], summary="Every model under the runs folder")
+    def models():
+        return catalogue.listing()
+
+    @app.post("/api/predict", response_model=Prediction, openapi_extra=PREDICT_BODY,
+              summary="Read a drawn canvas (JSON) or a photo (multipart field 'image')",
+              responses={404: {"description": "unknown model"}, 413: {"description": "body too large"},
+                         415: {"description": "neither JSON nor multipart"},
+                         422: {"description": "bad pixels or not an image"}})
+    async def predict(request: Request, model: str | None = Query(None, description=MODEL_HELP)):
+        found = pick(model)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("application/json", "multipart/form-data"):
+            fail(415, "body: send JSON {\"pixels\": [[...]]} or a multipart form with the file field 'image'")
+        body = await read_body(request)
+        try:
+            if kind == "application/json":
+                return answer(found, drawing.mnist_like(canvas_from_json(body)))
+            data = await image_from_form(request, body)
+            # Decoding a photo takes milliseconds: off the event loop, so drawings keep flowing.
+            return answer(found, await run_in_threadpool(lambda: drawing.from_photo(drawing.read_image(data))))
+        except InputError as e:
+            fail(422, str(e))
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

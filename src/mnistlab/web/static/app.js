@@ -1,0 +1,274 @@
+// The draw-a-digit page: strokes on a canvas (pointer events: mouse, touch, pen), sent to
+// POST /api/predict as a grayscale canvas; the server crops, scales and centres it as MNIST did
+// and answers the digit, the 10 probabilities and the 28x28 image the model saw.
+"use strict";
+
+const canvas = document.getElementById("canvas");
+const ctx = canvas.getContext("2d", { willReadFrequently: true });
+const brush = document.getElementById("brush");
+const brushValue = document.getElementById("brush-value");
+const digitEl = document.getElementById("digit");
+const confidenceEl = document.getElementById("confidence");
+const statusEl = document.getElementById("status");
+const preview = document.getElementById("preview");
+const previewCtx = preview.getContext("2d");
+const barsEl = document.getElementById("bars");
+const modelSelect = document.getElementById("model");
+const modelInfo = document.getElementById("model-info");
+const upload = document.getElementById("upload");
+
+const DEBOUNCE_MS = 80;   // while drawing, ask at most this often once the pen pauses
+const INK = "#1d2433";
+
+let strokes = [];         // [{width, points: [[x, y], ...]}]: undo drops the last one and redraws
+let current = null;       // the stroke being drawn
+let activePointer = null; // one pointer draws at a time (a second finger is ignored)
+let version = 0;          // bumped by every change; a prediction is shown as current only for the latest
+let model = null;         // selected model name (null: the server's default)
+let timer = null, inFlight = false, again = false;
+
+// Bars for the 10 classes.
+const bars = [];
+for (let d = 0; d < 10; d++) {
+  const bar = document.createElement("div");
+  bar.className = "bar";
+  bar.innerHTML = `<div class="pct"></div><div class="fill" style="height:0%"></div><div class="name">${d}</div>`;
+  barsEl.appendChild(bar);
+  bars.push(bar);
+}
+
+function canvasPoint(event) {
+  const rect = canvas.getBoundingClientRect();
+  return [(event.clientX - rect.left) * canvas.width / rect.width,
+          (event.clientY - rect.top) * canvas.height / rect.height];
+}
+
+function drawStroke(stroke) {
+  ctx.strokeStyle = ctx.fillStyle = INK;
+  ctx.lineWidth = stroke.width;
+  ctx.lineCap = ctx.lineJoin = "round";
+  const pts = stroke.points;
+  if (pts.length === 1) {
+    ctx.beginPath();
+    ctx.arc(pts[0][0], pts[0][1], stroke.width / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    return;
+  }
+  ctx.beginPath();
+  ctx.moveTo(pts[0][0], pts[0][1]);
+  for (let i = 1; i < pts.length; i++) ctx.lineTo(pts[i][0], pts[i][1]);
+  ctx.stroke();
+}
+
+function redraw() {
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  strokes.forEach(drawStroke);
+  if (current) drawStroke(current);
+}
+
+function markStale() {
+  version++;
+  digitEl.dataset.current = "false";
+  digitEl.classList.add("stale");
+}
+
+function changed(delay) {
+  markStale();
+  clearTimeout(timer);
+  timer = setTimeout(predictDrawing, delay);
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
+  event.preventDefault();
+  activePointer = event.pointerId;
+  canvas.setPointerCapture(event.pointerId);
+  current = { width: Number(brush.value), points: [canvasPoint(event)] };
+  drawStroke(current);
+  changed(DEBOUNCE_MS);
+});
+
+canvas.addEventListener("pointermove", (event) => {
+  if (event.pointerId !== activePointer || !current) return;
+  event.preventDefault();
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+  for (const e of (events.length ? events : [event])) current.points.push(canvasPoint(e));
+  redraw();
+  changed(DEBOUNCE_MS);
+});
+
+function endStroke(event) {
+  if (event.pointerId !== activePointer) return;
+  activePointer = null;
+  if (current) strokes.push(current);
+  current = null;
+  changed(0);
+}
+canvas.addEventListener("pointerup", endStroke);
+canvas.addEventListener("pointercancel", endStroke);
+
+function clearCanvas() {
+  strokes = [];
+  current = null;
+  activePointer = null;
+  redraw();
+  upload.value = "";
+  setStatus("");
+  changed(0);
+}
+
+function undo() {
+  strokes.pop();
+  redraw();
+  changed(0);
+}
+
+document.getElementById("clear").addEventListener("click", clearCanvas);
+document.getElementById("undo").addEventListener("click", undo);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") clearCanvas();
+  if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
+});
+brush.addEventListener("input", () => { brushValue.textContent = brush.value; });
+
+// The canvas as rows of 0..255 ink: the strokes' alpha, so the drawing colour does not matter.
+function pixelsJSON() {
+  const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const rows = new Array(height);
+  const row = new Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) row[x] = data[4 * (y * width + x) + 3];
+    rows[y] = "[" + row.join(",") + "]";
+  }
+  return '{"pixels":[' + rows.join(",") + "]}";
+}
+
+function predictUrl() {
+  return "/api/predict" + (model ? "?model=" + encodeURIComponent(model) : "");
+}
+
+// One request at a time: a change made while one is out is sent when it comes back (latest only).
+async function predictDrawing() {
+  if (inFlight) { again = true; return; }
+  if (strokes.length === 0 && !current) { show(null, version); return; }
+  inFlight = true;
+  const asked = version;
+  try {
+    const response = await fetch(predictUrl(), {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: pixelsJSON() });
+    const result = await response.json();
+    if (!response.ok) throw new Error(result.detail || response.statusText);
+    if (strokes.length || current) show(result, asked);  // a canvas cleared meanwhile stays empty
+    setStatus("");
+  } catch (error) {
+    setStatus(String(error.message || error), true);
+  } finally {
+    inFlight = false;
+    if (again) { again = false; predictDrawing(); }
+  }
+}
+
+function show(result, forVersion) {
+  const empty = !result || result.digit === null;
+  digitEl.textContent = empty ? "–" : String(result.digit);
+  const probabilities = empty ? new Array(10).fill(0) : result.probabilities;
+  confidenceEl.textContent = empty ? (result ? "nothing drawn" : "") : `${(100 * probabilities[result.digit]).toFixed(1)}% sure`;
+  bars.forEach((bar, d) => {
+    const p = probabilities[d];
+    bar.querySelector(".fill").style.height = `${(100 * p).toFixed(1)}%`;
+    bar.querySelector(".pct").textContent = p >= 0.005 ? `${Math.round(100 * p)}%` : "";
+    bar.classList.toggle("best", !empty && d === result.digit);
+  });
+  const image = previewCtx.createImageData(28, 28);
+  if (result && result.input28) {
+    result.input28.forEach((row, y) => row.forEach((v, x) => {
+      const i = 4 * (28 * y + x);
+      image.data[i] = image.data[i + 1] = image.data[i + 2] = v;
+      image.data[i + 3] = 255;
+    }));
+  }
+  previewCtx.putImageData(image, 0, 0);
+  const isCurrent = forVersion === version;
+  digitEl.dataset.current = String(isCurrent);
+  digitEl.classList.toggle("stale", !isCurrent);
+}
+
+function setStatus(text, isError = false) {
+  statusEl.textContent = text;
+  statusEl.classList.toggle("error", isError);
+}
+
+upload.addEventListener("change", async () => {
+  const file = upload.files[0];
+  if (!file) return;
+  strokes = []; current = null; redraw();
+  clearTimeout(timer);
+  markStale();
+  const asked = version;
+  setStatus(`reading ${file.name}…`);
+  const form = new FormData();
+  form.append("image", file);
+  try {
+    const response = await fetch(predictUrl(), { method: "POST", body: form });
+    const result = await response.json();
+    if (!response.ok) throw new Error(result.detail || response.statusText);
+    show(result, asked);
+    setStatus(result.digit === null ? `${file.name}: no digit found` : `photo: ${file.name}`);
+  } catch (error) {
+    setStatus(String(error.message || error), true);
+  }
+});
+
+function describe(info) {
+  const accuracy = info.test_accuracy == null ? "?" : `${(100 * info.test_accuracy).toFixed(2)}%`;
+  return `${info.name.replace(/\/model\.safetensors$/, "")} — ${info.sizes.join("-")}, ${accuracy}`;
+}
+
+function showModel(info) {
+  const rows = [
+    ["architecture", `${info.sizes.join("-")} (${info.activation})`],
+    ["parameters", info.parameters.toLocaleString("en")],
+    ["test accuracy", info.test_accuracy == null ? "not recorded" : `${(100 * info.test_accuracy).toFixed(2)}%`],
+    ["epochs", info.epochs ?? "?"],
+    ["trained on", info.data ?? "?"],
+  ];
+  modelInfo.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = String(v);
+    return [dt, dd];
+  }));
+}
+
+async function loadModels() {
+  try {
+    const response = await fetch("/api/models");
+    const list = await response.json();
+    modelSelect.replaceChildren(...list.map((info) => {
+      const option = document.createElement("option");
+      option.value = info.name;
+      option.textContent = describe(info);
+      option.selected = info.default;
+      return option;
+    }));
+    const chosen = list.find((info) => info.default) || list[0];
+    if (chosen) showModel(chosen);
+  } catch (error) {
+    setStatus(`could not list the models: ${error.message || error}`, true);
+  }
+}
+
+modelSelect.addEventListener("change", async () => {
+  model = modelSelect.value;
+  try {
+    const response = await fetch("/api/model?model=" + encodeURIComponent(model));
+    const info = await response.json();
+    if (!response.ok) throw new Error(info.detail || response.statusText);
+    showModel(info);
+    changed(0);
+  } catch (error) {
+    setStatus(String(error.message || error), true);
+  }
+});
+
+show(null, version);
+loadModels();

@@ -1,0 +1,441 @@
+"""The draw-a-digit web app: its API through FastAPI's TestClient, `mnistlab draw` as a process, and
+the page itself in a real browser (Debian's Chromium driven by Playwright), with real mouse and touch strokes.
+
+The model is a real one: 784-128-10 trained for 3 epochs on the full bundled MNIST (about 97% test
+accuracy, a few seconds), so the page's predictions can be checked against the digit drawn.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from conftest import SRC, assert_one_line_error
+
+from mnistlab.data import load_dataset
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mnistlab.web.app import MAX_BODY_BYTES, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, trained):
+    """A runs folder: default/ (784-128-10, 3 epochs on full MNIST) and tiny/ (a 16-unit model)."""
+    from mnistlab.cli import main
+
+    folder = tmp_path_factory.mktemp("web") / "runs"
+    assert main(["train", "--hidden", "128", "--epochs", "3", "--no-progress", "--out", str(folder / "default")]) == 0
+    (folder / "tiny").mkdir()
+    shutil.copy(trained / "model.safetensors", folder / "tiny" / "model.safetensors")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def client(runs):
+    return TestClient(create_app(runs / "default" / "model.safetensors", runs))
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    data = load_dataset()
+    return data.test_images.reshape(-1, 28, 28), data.test_labels
+
+
+def canvas_with(digit, scale=6.0, top=10, left=100, side=280):
+    """An MNIST digit drawn large and off-centre on a blank canvas, as rows of ints 0..255."""
+    big = np.clip(ndimage.zoom(digit.astype(float), scale, order=1), 0, 255).astype(int)
+    canvas = np.zeros((side, side), int)
+    h, w = min(big.shape[0], side - top), min(big.shape[1], side - left)
+    canvas[top:top + h, left:left + w] = big[:h, :w]
+    return canvas
+
+
+def post_pixels(client, pixels, model=None):
+    params = {"model": model} if model else None
+    return client.post("/api/predict", params=params, json={"pixels": np.asarray(pixels).tolist()})
+
+
+# --- the API ----------------------------------------------------------------------------------------
+
+def test_the_served_model_is_described_with_its_architecture_and_test_accuracy(client):
+    info = client.get("/api/model").json()
+    assert info["name"] == "default/model.safetensors" and info["default"] is True
+    assert info["sizes"] == [784, 128, 10] and info["activation"] == "relu"
+    assert info["parameters"] == 785 * 128 + 129 * 10
+    assert 0.95 < info["test_accuracy"] <= 1
+
+
+def test_every_model_under_runs_is_listed_default_first(client):
+    listing = client.get("/api/models").json()
+    assert [m["name"] for m in listing] == ["default/model.safetensors", "tiny/model.safetensors"]
+    assert [m["sizes"] for m in listing] == [[784, 128, 10], [784, 16, 10]]
+    assert [m["default"] for m in listing] == [True, False]
+
+
+def test_off_centre_enlarged_mnist_digits_are_read_correctly(client, mnist_test):
+    images, labels = mnist_test
+    correct = 0
+    for i in range(40):
+        answer = post_pixels(client, canvas_with(images[i], scale=4 + i % 4, top=5 + 3 * i, left=150 - 3 * i)).json()
+        correct += answer["digit"] == labels[i]
+        assert len(answer["probabilities"]) == 10 and sum(answer["probabilities"]) == pytest.approx(1, abs=1e-6)
+        assert np.asarray(answer["input28"]).shape == (28, 28)
+        assert answer["model"] == "default/model.safetensors"
+    assert correct >= 37
+
+
+def test_an_empty_canvas_is_answered_nothing_drawn_with_no_guess(client):
+    answer = post_pixels(client, np.zeros((280, 280), int))
+    assert answer.status_code == 200
+    assert answer.json()["digit"] is None
+    assert answer.json()["probabilities"] == [0.0] * 10
+    assert np.asarray(answer.json()["input28"]).max() == 0
+
+
+def test_a_model_under_runs_is_chosen_by_name(client, mnist_test):
+    images, _ = mnist_test
+    assert client.get("/api/model", params={"model": "tiny/model.safetensors"}).json()["sizes"] == [784, 16, 10]
+    answer = post_pixels(client, canvas_with(images[0]), model="tiny/model.safetensors").json()
+    assert answer["model"] == "tiny/model.safetensors"
+
+
+@pytest.mark.parametrize("name", ["../outside.safetensors", "/etc/passwd", "tiny/../../outside.safetensors",
+                                  "tiny", "tiny/history.csv", "nope/model.safetensors", "..\\outside.safetensors"])
+def test_a_model_name_outside_the_runs_folder_or_unknown_is_404(client, runs, name):
+    # A real model file next to the runs folder: reachable by "..", so it must be refused.
+    shutil.copy(runs / "tiny" / "model.safetensors", runs.parent / "outside.safetensors")
+    for answer in (client.get("/api/model", params={"model": name}),
+                   client.post("/api/predict", params={"model": name}, json={"pixels": [[0] * 28] * 28})):
+        assert answer.status_code == 404
+        assert "model" in answer.json()["detail"]
+
+
+def test_a_file_under_runs_that_is_not_a_model_is_a_422_and_is_not_listed(client, runs):
+    (runs / "broken").mkdir(exist_ok=True)
+    (runs / "broken" / "model.safetensors").write_bytes(b"garbage")
+    answer = client.get("/api/model", params={"model": "broken/model.safetensors"})
+    assert answer.status_code == 422 and "not a readable safetensors file" in answer.json()["detail"]
+    assert "broken/model.safetensors" not in [m["name"] for m in client.get("/api/models").json()]
+    shutil.rmtree(runs / "broken")
+
+
+BAD_JSON = [
+    (b"not json", "not valid JSON"),
+    (b"[1, 2]", "expected a JSON object"),
+    (b'{"image": [[0]]}', "expected a JSON object"),
+    (b'{"pixels": 7}', "list of rows"),
+    (b'{"pixels": []}', "list of rows"),
+    (b'{"pixels": [[0, 0], [0]]}', "same length"),
+    (json.dumps({"pixels": [["a"] * 28] * 28}).encode(), "only numbers"),
+    (json.dumps({"pixels": [[None] * 28] * 28}).encode(), "only numbers"),
+    (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "only numbers"),
+    (json.dumps({"pixels": [[[0]] * 28] * 28}).encode(), "only numbers"),
+    (json.dumps({"pixels": [[0] * 27] * 28}).encode(), "28x27 canvas; each side must be 28 to 1024"),
+    (json.dumps({"pixels": [[0] * 1025] * 28}).encode(), "28x1025"),
+    (json.dumps({"pixels": [[256] * 28] * 28}).encode(), "0 (background) to 255 (ink)"),
+    (json.dumps({"pixels": [[-1] * 28] * 28}).encode(), "0 (background) to 255 (ink)"),
+    (json.dumps({"pixels": [[10 ** 40] * 28] * 28}).encode(), "only numbers"),
+    (b'{"pixels": [[1e999]]}', "1x1 canvas"),
+    (b"[" * 100_000, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD_JSON)
+def test_bad_pixels_get_a_422_with_a_message_and_the_server_goes_on(client, mnist_test, body, message):
+    answer = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert message in answer.json()["detail"]
+    assert post_pixels(client, canvas_with(mnist_test[0][0])).json()["digit"] == mnist_test[1][0]
+
+
+def test_a_body_over_the_limit_is_a_413(client):
+    answer = client.post("/api/predict", content=b" " * (MAX_BODY_BYTES + 1),
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "limit" in answer.json()["detail"]
+
+
+def test_a_body_that_is_neither_json_nor_a_form_is_a_415(client):
+    answer = client.post("/api/predict", content=b"1,2,3", headers={"content-type": "text/csv"})
+    assert answer.status_code == 415 and "multipart" in answer.json()["detail"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pixels=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+                           lambda inner: st.lists(inner, max_size=30) | st.dictionaries(st.text(max_size=3), inner),
+                           max_leaves=60))
+def test_no_pixels_value_whatsoever_makes_a_server_error(client, pixels):
+    body = json.dumps({"pixels": pixels})  # NaN and Infinity included, as Python writes them
+    answer = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code in (200, 422), answer.text
+    assert "detail" in answer.json() or "digit" in answer.json()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=300) | st.just("a" * 5000 + ".safetensors") | st.just("default/" * 50 + "../x"))
+def test_no_model_name_whatsoever_makes_a_server_error(client, name):
+    answer = client.get("/api/model", params={"model": name})
+    assert answer.status_code in (200, 404, 422), answer.text
+
+
+def png_photo(digit, fmt="PNG"):
+    """A photo-like image of ``digit``: dark ink on light, uneven paper, as PNG or JPEG bytes."""
+    from PIL import Image
+
+    ink = canvas_with(digit, scale=7, top=60, left=40, side=320) / 255
+    paper = 190 + 40 * np.linspace(0, 1, 320)[None, :] + np.random.default_rng(0).normal(0, 5, (320, 320))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(paper * (1 - 0.7 * ink), 0, 255).astype(np.uint8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_photo_of_a_digit_on_paper_is_read(client, mnist_test, fmt):
+    images, labels = mnist_test
+    for i in range(5):
+        answer = client.post("/api/predict", files={"image": (f"digit.{fmt.lower()}", png_photo(images[i], fmt))})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["digit"] == labels[i]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"image": ("x.png", b"this is not an image", "image/png")}, "not a readable PNG or JPEG"),
+    ({"photo": ("x.png", b"whatever", "image/png")}, "multipart field 'image'"),
+])
+def test_an_upload_that_is_not_an_image_is_a_422(client, files, message):
+    answer = client.post("/api/predict", files=files)
+    assert answer.status_code == 422 and message in answer.json()["detail"]
+
+
+def test_a_broken_multipart_body_is_a_422(client):
+    answer = client.post("/api/predict", content=b"--x\r\nnonsense",
+                         headers={"content-type": "multipart/form-data; boundary=x"})
+    assert answer.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
+                                  "/static/%2e%2e%2fmodels.py", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
+                                  "/../../etc/passwd", "/static/..%5capp.py"])
+def test_no_file_outside_the_static_folder_is_served(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 404
+    assert "import" not in answer.text and "root:" not in answer.text
+
+
+def test_the_page_and_its_assets_are_served_by_the_app_with_no_outside_address(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert "/static/app.js" in assets and "/static/style.css" in assets
+    for asset in assets:
+        assert asset.startswith(("/static/", "data:")), asset
+        if asset.startswith("/static/"):
+            text = client.get(asset).text
+            assert client.get(asset).status_code == 200
+            assert "http://" not in text and "https://" not in text
+
+
+def test_the_api_has_an_openapi_schema_with_both_ways_to_send_a_digit(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/model", "/api/models", "/api/predict"} <= set(schema["paths"])
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert client.get("/docs").status_code == 200
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+def test_draw_without_any_trained_model_says_how_to_train_one(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(cli(["draw", "--no-browser"]), "no trained model", "mnistlab train")
+
+
+def test_draw_with_a_damaged_weights_file_is_one_line(cli, tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"nope")
+    assert_one_line_error(cli(["draw", "--no-browser", "--weights", tmp_path / "bad.safetensors"]), "bad.safetensors")
+
+
+def test_draw_serves_the_newest_run_on_127_0_0_1_and_prints_the_address(runs, tmp_path):
+    for name, age in (("newer", 60), ("older", 3600)):
+        shutil.copytree(runs / "tiny", tmp_path / "runs" / name)
+        stamp = time.time() - age
+        os.utime(tmp_path / "runs" / name / "model.safetensors", (stamp, stamp))
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "draw", "--no-browser", "--port", "0"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        assert "newer/model.safetensors" in line
+        with urllib.request.urlopen(url + "api/model", timeout=10) as response:
+            assert json.load(response)["name"] == "newer/model.safetensors"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- the page in a real browser ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(runs):
+    """The app served by uvicorn in a thread on a free 127.0.0.1 port; yields its address."""
+    import uvicorn
+
+    from mnistlab.web.server import bind, url_of
+
+    sock = bind("127.0.0.1", 0)
+    app = create_app(runs / "default" / "model.safetensors", runs)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield url_of(sock)
+    uv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+# Strokes in canvas pixels (the canvas is 280x280): large, and away from the centre.
+ONE = [[(205, 25), (200, 140), (195, 265)]]
+ZERO = [[(85 + 60 * np.sin(t), 150 - 105 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]]
+SEVEN = [[(110, 40), (180, 38), (255, 40), (230, 110), (200, 180), (175, 265)]]
+
+
+def draw_with_mouse(page, strokes):
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=4)
+        page.mouse.up()
+
+
+def shown_prediction(page):
+    """The digit shown once the prediction for the latest drawing has arrived."""
+    page.wait_for_selector('#digit[data-current="true"]', timeout=10_000)
+    return page.inner_text("#digit")
+
+
+def preview_ink(page):
+    """(width, height, number of inked pixels) of the 28x28 preview canvas."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('preview');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let ink = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 0) ink++;
+        return [c.width, c.height, ink];
+    }""")
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("strokes, digit", [(ONE, "1"), (ZERO, "0"), (SEVEN, "7")], ids=["one", "zero", "seven"])
+def test_a_digit_drawn_with_the_mouse_is_read_and_its_28x28_image_shown(page, strokes, digit):
+    draw_with_mouse(page, strokes)
+    assert shown_prediction(page) == digit
+    width, height, ink = preview_ink(page)
+    assert (width, height) == (28, 28) and 20 < ink < 400
+    assert "%" in page.inner_text("#confidence")
+
+
+def test_clear_empties_the_canvas_the_prediction_and_the_preview(page):
+    draw_with_mouse(page, SEVEN)
+    assert shown_prediction(page) == "7"
+    page.click("#clear")
+    assert shown_prediction(page) == "–"
+    assert preview_ink(page)[2] == 0
+    assert page.evaluate("() => document.getElementById('canvas').getContext('2d')"
+                         ".getImageData(0, 0, 280, 280).data.some(v => v > 0)") is False
+
+
+def test_undo_takes_back_the_last_stroke(page):
+    draw_with_mouse(page, SEVEN)
+    assert shown_prediction(page) == "7"
+    draw_with_mouse(page, [[(40, 200), (60, 205)]])  # a stray mark
+    shown_prediction(page)
+    page.click("#undo")
+    assert shown_prediction(page) == "7"
+    page.click("#undo")
+    assert shown_prediction(page) == "–"
+
+
+def test_a_finger_draws_too(browser, server):
+    context = browser.new_context(viewport={"width": 800, "height": 1000}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    kinds = []
+    page.expose_function("seen", lambda kind: kinds.append(kind))
+    page.evaluate("() => document.getElementById('canvas').addEventListener('pointerdown', e => seen(e.pointerType))")
+    cdp = context.new_cdp_session(page)
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in
+              [(150 + 2 * i, 30 + 12 * i) for i in range(20)]]
+    for i, (x, y) in enumerate(points):
+        kind = "touchStart" if i == 0 else "touchMove"
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert shown_prediction(page) == "1"
+    assert kinds == ["touch"]
+    context.close()
+
+
+def test_the_page_shows_the_model_and_switches_to_another(page):
+    assert "784-128-10" in page.inner_text("#model-info")
+    assert page.locator("#model option").count() == 2
+    page.select_option("#model", "tiny/model.safetensors")
+    page.wait_for_function("() => document.getElementById('model-info').innerText.includes('784-16-10')")
+    draw_with_mouse(page, ONE)
+    shown_prediction(page)
+
+
+def test_a_photo_is_uploaded_and_read(page, mnist_test, tmp_path):
+    images, labels = mnist_test
+    photo = tmp_path / "digit.png"
+    photo.write_bytes(png_photo(images[3]))
+    page.set_input_files("#upload", str(photo))
+    assert shown_prediction(page) == str(labels[3])
+    assert "digit.png" in page.inner_text("#status")
+
+
+def test_draw_on_a_port_already_taken_is_one_line(cli, runs):
+    from mnistlab.web.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        result = cli(["draw", "--no-browser", "--port", port, "--weights", runs / "tiny" / "model.safetensors"])
+        assert_one_line_error(result, f"--port {port}", "cannot listen")
+    finally:
+        taken.close()
