@@ -142,3 +142,12 @@ def test_bad_settings_are_input_errors(settings):
 def test_images_of_another_size_are_an_input_error():
     with pytest.raises(InputError, match=r"\(n, 784\)"):
         ALL.apply(np.zeros((3, 100), np.uint8), np.random.default_rng(0))
+
+
+def test_preview_writes_a_labelled_grid_png(digits, tmp_path):
+    from mnistlab.data.preview import preview
+    path = preview(tmp_path / "sub" / "grid.png", digits[0], digits[1], count=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert width > 5 * height  # 12 columns (original, 9 transforms, 2 combinations) of 2 rows
