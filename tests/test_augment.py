@@ -150,4 +150,4 @@ def test_preview_writes_a_labelled_grid_png(digits, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image
     height, width, _ = matplotlib.image.imread(path).shape
-    assert width > 5 * height  # 12 columns (original, 9 transforms, 2 combinations) of 2 rows
+    assert width > 4 * height  # 12 columns (original, 9 transforms, 2 combinations) of 2 rows
