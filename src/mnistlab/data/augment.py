@@ -57,23 +57,10 @@ class Augmentation:
     noise: float = 0.1  # standard deviation of Gaussian pixel noise, as a fraction of full scale
 
     def __post_init__(self):
-        transforms = tuple(self.transforms)
-        unknown = [t for t in transforms if t not in TRANSFORMS]
-        if unknown:
-            raise InputError(f"augment: unknown transform {unknown[0]!r} (known: {', '.join(TRANSFORMS)})")
-        object.__setattr__(self, "transforms", transforms)
-        for name in ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "blur", "noise"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise InputError(f"augment: {name} = {value!r}: must be a number >= 0")
-        if self.zoom >= 1:
-            raise InputError(f"augment: zoom = {self.zoom!r}: must be below 1 (scale in [1 - zoom, 1 + zoom])")
-        if "elastic" in transforms and self.elastic_sigma <= 0:
-            raise InputError(f"augment: elastic_sigma = {self.elastic_sigma!r}: must be > 0")
-        for name, low in (("thickness", 0), ("squares", 0), ("square_size", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < low:
-                raise InputError(f"augment: {name} = {value!r}: must be an integer >= {low}")
+        object.__setattr__(self, "transforms", tuple(self.transforms))
+        bad = problem(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        if bad:
+            raise InputError(f"augment: {bad[0]} = {getattr(self, bad[0])!r}: {bad[1]}")
 
     def only(self, *transforms):
         """The same strengths with other transforms (``aug.only("rotate")``: rotation alone)."""
@@ -127,6 +114,28 @@ class Augmentation:
         if "elastic" in chosen and self.elastic_alpha:
             fields = elastic_fields(n, rng, self.elastic_alpha, self.elastic_sigma)
         return matrices, offsets, fields
+
+
+def problem(transforms, **strengths):
+    """(setting name, what is wrong) for the first bad Augmentation setting, or None."""
+    values = {f.name: f.default for f in dataclasses.fields(Augmentation)}
+    values.update(strengths, transforms=tuple(transforms))
+    unknown = [t for t in values["transforms"] if t not in TRANSFORMS]
+    if unknown:
+        return "transforms", f"unknown transform {unknown[0]!r} (known: {', '.join(TRANSFORMS)})"
+    for name in ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "blur", "noise"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            return name, "must be a number >= 0"
+    if values["zoom"] >= 1:
+        return "zoom", "must be below 1 (scale in [1 - zoom, 1 + zoom])"
+    if "elastic" in values["transforms"] and values["elastic_sigma"] <= 0:
+        return "elastic_sigma", "must be > 0"
+    for name, low in (("thickness", 0), ("squares", 0), ("square_size", 1)):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+            return name, f"must be an integer >= {low}"
+    return None
 
 
 def _to_unit_float(images):
