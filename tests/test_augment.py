@@ -1,0 +1,153 @@
+"""Augmentation: shapes, dtypes and ranges kept, seeded, each transform visible, identities, modes."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import map_coordinates
+
+from mnistlab.data import load_dataset, to_float
+from mnistlab.data.augment import (TRANSFORMS, Augmentation, affine_parameters, elastic_fields, expand,
+                                   warp)
+from mnistlab.data.prefetch import EpochImages, epoch_rng
+from mnistlab.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """300 real MNIST training images, uint8 (300, 784), and their labels."""
+    ds = load_dataset(None)
+    return ds.train_images[:300].copy(), ds.train_labels[:300].copy()
+
+
+ALL = Augmentation(TRANSFORMS)
+
+
+@pytest.mark.parametrize("shape", [(300, 784), (300, 28, 28)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_augmentation_keeps_shape_dtype_and_range(digits, shape, dtype):
+    images = digits[0] if dtype == np.uint8 else to_float(digits[0])
+    images = images.reshape(shape)
+    out = ALL.apply(images, np.random.default_rng(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    top = 255 if dtype == np.uint8 else 1
+    assert out.min() >= 0 and out.max() <= top
+    assert out.max() > 0.5 * top  # still digits, not a blank
+
+
+def test_same_seed_gives_identical_images_and_another_seed_other_images(digits):
+    first = ALL.apply(digits[0], np.random.default_rng(7))
+    again = ALL.apply(digits[0], np.random.default_rng(7))
+    other = ALL.apply(digits[0], np.random.default_rng(8))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_each_transform_changes_the_images_measurably(digits, name):
+    images = to_float(digits[0])
+    out = Augmentation((name,)).apply(images, np.random.default_rng(0))
+    change = np.abs(out - images).mean(axis=1)  # mean absolute change per image, of full scale
+    assert change.mean() > 0.01
+    # Strengths are drawn per image, so a few come out small (a 0.5 degree turn, squares on background)
+    assert (change > 0.002).mean() > 0.8, f"{name} left {(change <= 0.002).mean():.0%} of images as they were"
+
+
+@pytest.mark.parametrize("strengths", [{"rotate": 0}, {"zoom": 0}, {"shear": 0}, {"shift": 0},
+                                       {"elastic_alpha": 0}])
+def test_zero_strength_geometric_transforms_are_the_identity(digits, strengths):
+    name = {"elastic_alpha": "elastic"}.get(next(iter(strengths)), next(iter(strengths)))
+    images = to_float(digits[0])
+    out = Augmentation((name,), **strengths).apply(images, np.random.default_rng(0))
+    np.testing.assert_allclose(out, images, atol=1e-6)
+
+
+def test_rotation_by_zero_zoom_by_one_and_alpha_zero_together_are_the_identity_on_uint8(digits):
+    aug = Augmentation(("rotate", "zoom", "elastic"), rotate=0, zoom=0, elastic_alpha=0)
+    assert np.array_equal(aug.apply(digits[0], np.random.default_rng(0)), digits[0])
+
+
+def test_warp_agrees_with_scipy_map_coordinates():
+    rng = np.random.default_rng(1)
+    images = rng.random((40, 28, 28), dtype=np.float32)
+    matrices, offsets = affine_parameters(40, rng, rotate=30, zoom=0.3, shear=20, shift=5)
+    fields = elastic_fields(40, rng, alpha=34, sigma=4)
+    out = warp(images, matrices, offsets, fields)
+    rows, cols = np.mgrid[0:28, 0:28] - 13.5
+    for i in range(40):
+        source = [matrices[i, k, 0] * rows + matrices[i, k, 1] * cols + 13.5 + offsets[i, k] + fields[i, k]
+                  for k in range(2)]
+        expected = map_coordinates(images[i], source, order=1, mode="grid-constant", cval=0)
+        np.testing.assert_allclose(out[i], expected, atol=1e-5)
+
+
+def test_a_shift_moves_the_digit_by_whole_pixels(digits):
+    images = to_float(digits[0][:1]).reshape(1, 28, 28)
+    out = warp(images, np.eye(2)[None], np.array([[2.0, -3.0]]))  # read 2 rows down, 3 columns left
+    np.testing.assert_allclose(out[0, :-2, 3:], images[0, 2:, :-3], atol=1e-6)
+
+
+def test_elastic_fields_have_simards_spread():
+    """Same standard deviation as uniform noise on [-1, 1] smoothed by scipy's Gaussian, times alpha."""
+    from scipy.ndimage import gaussian_filter
+    rng = np.random.default_rng(0)
+    ours = elastic_fields(2000, rng, alpha=34, sigma=4)
+    simard = 34 * gaussian_filter(rng.uniform(-1, 1, (4000, 28, 28)), (0, 4, 4), mode="reflect")
+    assert ours.std() == pytest.approx(simard.std(), rel=0.05)
+    # and as smooth: neighbouring displacements nearly equal
+    assert np.abs(np.diff(ours, axis=-1)).mean() == pytest.approx(np.abs(np.diff(simard, axis=-1)).mean(), rel=0.1)
+
+
+def test_offline_expansion_multiplies_the_set_by_copies_plus_one_and_keeps_labels(digits):
+    images, labels = digits
+    aug = Augmentation(("rotate", "elastic"))
+    out, out_labels = expand(images, labels, aug, 3, np.random.default_rng(0))
+    assert out.shape == (4 * 300, 784) and out_labels.shape == (4 * 300,)
+    assert np.array_equal(out[:300], images)  # the originals first
+    assert np.array_equal(out_labels, np.tile(labels, 4))
+    assert not np.array_equal(out[300:600], out[600:900])  # each copy its own variants
+
+
+def test_apply_leaves_the_input_untouched(digits):
+    images = to_float(digits[0])
+    before = images.copy()
+    ALL.apply(images, np.random.default_rng(0))
+    assert np.array_equal(images, before)
+
+
+def test_online_worker_gives_the_same_images_as_the_synchronous_path(digits):
+    images = to_float(digits[0])
+    aug = Augmentation(("zoom", "rotate", "elastic", "noise"))
+    with EpochImages(images, aug, seed=[5, 3]) as online:
+        epochs = [online.epoch(e).copy() for e in range(3)]
+    for e, got in enumerate(epochs):
+        assert np.array_equal(got, aug.apply(images, epoch_rng([5, 3], e)))
+    assert not np.array_equal(epochs[0], epochs[1])  # fresh variants every epoch
+
+
+def test_online_resume_at_a_later_epoch_gives_that_epochs_images(digits):
+    images = to_float(digits[0])
+    aug = Augmentation(("rotate",))
+    with EpochImages(images, aug, seed=1) as online:
+        online.epoch(0)  # the worker now prepares epoch 1
+        jumped = online.epoch(5).copy()
+    assert np.array_equal(jumped, aug.apply(images, epoch_rng(1, 5)))
+
+
+@pytest.mark.parametrize("settings", [{"transforms": ("twist",)}, {"rotate": -1.0}, {"zoom": 1.0},
+                                      {"squares": 1.5}, {"square_size": 0}, {"elastic_sigma": float("nan")}])
+def test_bad_settings_are_input_errors(settings):
+    with pytest.raises(InputError, match="augment: "):
+        Augmentation(**settings)
+
+
+def test_images_of_another_size_are_an_input_error():
+    with pytest.raises(InputError, match=r"\(n, 784\)"):
+        ALL.apply(np.zeros((3, 100), np.uint8), np.random.default_rng(0))
+
+
+def test_preview_writes_a_labelled_grid_png(digits, tmp_path):
+    from mnistlab.data.preview import preview
+    path = preview(tmp_path / "sub" / "grid.png", digits[0], digits[1], count=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert width > 4 * height  # 12 columns (original, 9 transforms, 2 combinations) of 2 rows
