@@ -151,3 +151,58 @@ def test_preview_writes_a_labelled_grid_png(digits, tmp_path):
     import matplotlib.image
     height, width, _ = matplotlib.image.imread(path).shape
     assert width > 4 * height  # 12 columns (original, 9 transforms, 2 combinations) of 2 rows
+
+
+# ---------------------------------------------------------------- in a training run (config, run, cli)
+
+
+def test_an_online_augmented_run_is_reproducible_and_recorded(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    from mnistlab.config import load_toml
+    from mnistlab.weights import load_model
+    runs = []
+    for name in ("a", "b"):
+        result = cli(tiny_train_args(tiny, tmp_path / name, "--augment", "rotate,elastic", "--rotate", "12"))
+        assert result.code == 0, result.err
+        assert "augmenting (online): rotate, elastic" in result.out
+        runs.append(load_model(tmp_path / name / "model.safetensors")[0])
+    plain = cli(tiny_train_args(tiny, tmp_path / "plain"))
+    assert plain.code == 0
+    assert all(np.array_equal(x, y) for x, y in zip(runs[0].weights, runs[1].weights))
+    assert not np.array_equal(runs[0].weights[0], load_model(tmp_path / "plain" / "model.safetensors")[0].weights[0])
+    config = load_toml(tmp_path / "a" / "config.toml")
+    assert (config.augment, config.augment_mode, config.rotate) == ("rotate,elastic", "online", 12.0)
+
+
+def test_an_offline_augmented_run_trains_on_the_set_times_copies_plus_one(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "all", "--augment-mode", "offline",
+                                 "--augment-copies", "2"))
+    assert result.code == 0, result.err
+    assert "810 train, 30 validation images" in result.out  # 270 training images, 3 times
+
+
+def test_a_bad_augmentation_setting_is_one_line_and_exit_2(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "rotate,twist"))
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "mnistlab: error: flag: --augment = 'rotate,twist': unknown transform 'twist' (known: thickness, zoom, "
+        "rotate, shear, shift, elastic, blur, squares, noise; or all, none)"]
+
+
+def test_augment_preview_command_writes_the_png(cli, tmp_path):
+    result = cli(["augment-preview", "--out", tmp_path / "grid.png", "--count", "2"])
+    assert result.code == 0 and "grid.png" in result.out
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_config_knows_the_transforms_and_their_defaults():
+    import dataclasses
+
+    from mnistlab.config import AUGMENT_NAMES, AUGMENT_STRENGTHS, FIELDS
+    from mnistlab.data.augment import TRANSFORMS, Augmentation
+    assert AUGMENT_NAMES == TRANSFORMS
+    defaults = {f.name: f.default for f in dataclasses.fields(Augmentation) if f.name != "transforms"}
+    assert set(AUGMENT_STRENGTHS) == set(defaults)
+    assert {name: FIELDS[name].default for name in AUGMENT_STRENGTHS} == defaults

@@ -18,6 +18,7 @@ from .train import Trainer
 from .weights import load_model
 
 CLASSES = 10
+AUGMENT_STREAM = 3  # the augmentation's generators: [seed, 3] (offline), [seed, 3, epoch] (online)
 
 
 class Streams(NamedTuple):
@@ -46,14 +47,43 @@ class RunData(NamedTuple):
     source: str  # where it came from, for logs and metadata
 
 
+def augmentation(config):
+    """The data.augment.Augmentation a config asks for, or None for ``augment = "none"``."""
+    from .config import AUGMENT_STRENGTHS, augment_names
+
+    names = augment_names(config.augment)
+    if not names:
+        return None
+    from .data.augment import Augmentation
+
+    return Augmentation(names, **{name: getattr(config, name) for name in AUGMENT_STRENGTHS})
+
+
 def load_data(config):
-    """The RunData a config names (the bundled MNIST when ``config.data`` is None)."""
+    """The RunData a config names (the bundled MNIST when ``config.data`` is None); with offline
+    augmentation the training part holds each image and ``augment_copies`` variants of it."""
     ds = datasets.load_dataset(config.data, config.test_data)
     tx, ty, vx, vy = datasets.split_validation(ds.train_images, ds.train_labels, config.val_fraction,
                                                random_streams(config.seed).split)
+    augment = augmentation(config)
+    if augment and config.augment_mode == "offline":
+        from .data.augment import expand
+
+        tx, ty = expand(tx, ty, augment, config.augment_copies, np.random.default_rng([config.seed, AUGMENT_STREAM]))
     f = datasets.to_float
     return RunData(f(tx), ty, f(vx), vy, f(ds.test_images), ds.test_labels,
                    datasets.fingerprint(ds.train_images, ds.train_labels), ds.source)
+
+
+def online_augmentation(config, train_x):
+    """With online augmentation, the data.prefetch.EpochImages that makes each epoch's images while
+    the one before trains; else None. Close it when training ends."""
+    augment = augmentation(config)
+    if not augment or config.augment_mode != "online":
+        return None
+    from .data.prefetch import EpochImages
+
+    return EpochImages(train_x, augment, [config.seed, AUGMENT_STREAM])
 
 
 def make_optimizer(config):

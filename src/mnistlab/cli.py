@@ -4,6 +4,7 @@ Bad input of any kind (a file, a flag, a config value) ends in one line on stder
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -90,6 +91,15 @@ def cmd_sweep(args):
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
+def cmd_augment_preview(args):
+    from .build import augmentation
+    from .data.preview import preview
+    config = load_toml(args.config) if args.config else RunConfig()
+    strengths = augmentation(dataclasses.replace(config, augment="all"))  # every transform gets a column
+    print(f"wrote {preview(args.out, augmentation=strengths, count=args.count, seed=args.seed)}")
+    return 0
+
+
 def build_parser():
     parser = Parser(prog="mnistlab", description="Backpropagation experiments on MNIST.")
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
@@ -137,6 +147,15 @@ def build_parser():
     export.add_argument("folder", help="output folder")
     export.add_argument("--data", metavar="FOLDER", help="source folder of IDX files (default: bundled MNIST)")
     export.set_defaults(func=cmd_export_csv)
+
+    grid = commands.add_parser("augment-preview", help="a PNG grid of digits under each augmentation",
+                               description="A few test digits and their variants under each transform, "
+                                           "at the strengths of a run configuration.")
+    grid.add_argument("--out", default="augment-preview.png", metavar="FILE", help="PNG to write (default: %(default)s)")
+    grid.add_argument("--config", metavar="TOML", help="take the strengths from a run configuration")
+    grid.add_argument("--count", type=int, default=6, metavar="N", help="digits shown (default: %(default)s)")
+    grid.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the variants (default: %(default)s)")
+    grid.set_defaults(func=cmd_augment_preview)
 
     from .report.cli import add_commands as add_report_commands  # plot, report; matplotlib loads only when run
     from .web.cli import add_commands as add_draw_commands  # light; FastAPI loads only when `draw` runs

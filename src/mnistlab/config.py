@@ -27,6 +27,10 @@ INITIALIZER_NAMES = ("zero", "random", "he", "xavier", "he_report", "xavier_repo
 OPTIMIZER_NAMES = ("sgd", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 STOPPING_NAMES = ("none", "early", "overfit", "patience", "plateau")
+AUGMENT_NAMES = ("thickness", "zoom", "rotate", "shear", "shift", "elastic", "blur", "squares", "noise")  # data.augment
+AUGMENT_MODES = ("online", "offline")
+AUGMENT_STRENGTHS = ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "thickness", "blur",
+                     "squares", "square_size", "noise")
 
 
 # ---------------------------------------------------------------- checks: value -> complaint or None
@@ -56,6 +60,20 @@ def positive_or_none(value):
     return None if value is None or (_number(value) and value > 0) else "must be a positive integer"
 
 
+def augment_names(value):
+    """'rotate, elastic' -> ('rotate', 'elastic'); 'all' -> every transform; 'none' -> ()."""
+    if value in ("none", "all"):
+        return () if value == "none" else AUGMENT_NAMES
+    return tuple(name.strip() for name in str(value).split(",") if name.strip())
+
+
+def known_augmentations(value):
+    unknown = [name for name in augment_names(value) if name not in AUGMENT_NAMES]
+    if unknown or not augment_names(value) and value != "none":
+        return f"unknown transform {(unknown or [value])[0]!r} (known: {', '.join(AUGMENT_NAMES)}; or all, none)"
+    return None
+
+
 def setting(default, help, metavar, *, choices=None, check=None, shown=None):
     """A RunConfig field: its default and everything the CLI, the TOML files and validation need.
 
@@ -82,6 +100,25 @@ class RunConfig:
     activation: str = setting("relu", "hidden activation", "NAME", choices=ACTIVATION_NAMES)
     init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
     dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
+    # Augmentation (data/augment.py): which transforms, how, and each one's strength
+    augment: str = setting("none", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
+                           "NAMES", check=known_augmentations)
+    augment_mode: str = setting("online", "online: fresh variants every epoch; offline: the set plus "
+                                "--augment-copies fixed variants per image", "MODE", choices=AUGMENT_MODES)
+    augment_copies: int = setting(4, "offline augmentation: variants per training image", "K", check=at_least_zero)
+    rotate: float = setting(10.0, "augment: rotation, degrees (+-)", "DEGREES", check=at_least_zero)
+    zoom: float = setting(0.1, "augment: scale in [1 - zoom, 1 + zoom]", "FRACTION", check=fraction)
+    shear: float = setting(10.0, "augment: horizontal shear, degrees (+-)", "DEGREES", check=at_least_zero)
+    shift: float = setting(2.0, "augment: shift per axis, pixels (+-)", "PIXELS", check=at_least_zero)
+    elastic_alpha: float = setting(34.0, "augment: elastic displacement scale, pixels (Simard et al. 2003)",
+                                   "ALPHA", check=at_least_zero)
+    elastic_sigma: float = setting(4.0, "augment: smoothness of the elastic field (Gaussian sigma), pixels",
+                                   "SIGMA", check=positive)
+    thickness: int = setting(1, "augment: stroke width change, pixels (+-)", "PIXELS", check=at_least_zero)
+    blur: float = setting(1.0, "augment: Gaussian blur sigma, pixels", "SIGMA", check=at_least_zero)
+    squares: int = setting(2, "augment: black squares per image (cutout)", "N", check=at_least_zero)
+    square_size: int = setting(6, "augment: black squares' side, pixels", "PIXELS", check=positive)
+    noise: float = setting(0.1, "augment: pixel noise std, fraction of full scale", "STD", check=at_least_zero)
     # Optimisation
     optimizer: str = setting("sgd", "optimizer", "NAME", choices=OPTIMIZER_NAMES)
     lr: float = setting(0.05, "learning rate", "RATE", check=positive)

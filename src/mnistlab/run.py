@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import as_trained, build_trainer, load_data  # noqa: F401  (load_data: for callers and tests)
+from .build import as_trained, build_trainer, load_data, online_augmentation  # noqa: F401  (load_data: for callers and tests)
 from .checkpoint import read_checkpoint, restore, save_checkpoint
 from .config import from_values, to_toml, validate
 from .errors import InputError
@@ -190,7 +190,14 @@ def _train(config, out_dir, trainer, data, progress, log, started):
             log(epoch_line(t.history[-1], config.epochs, t.history))
 
     if trainer.stop_reason is None:
-        trainer.fit(data.train_x, data.train_y, data.val_x, data.val_y, config.threads, progress, on_epoch)
+        trainer.augment = online_augmentation(config, data.train_x)
+        if trainer.augment:
+            log(f"augmenting (online): {', '.join(trainer.augment.augmentation.transforms)}")
+        try:
+            trainer.fit(data.train_x, data.train_y, data.val_x, data.val_y, config.threads, progress, on_epoch)
+        finally:
+            if trainer.augment:
+                trainer.augment.close()
     return finish(config, out_dir, trainer, data, time.perf_counter() - started)
 
 

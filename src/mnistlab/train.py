@@ -40,6 +40,7 @@ class Trainer:
         self.best = None  # a Best when the stopping rule restores the best weights
         self.stop_reason = None
         self._shuffled = None  # (images, labels) buffers for each epoch's shuffled copy
+        self.augment = None  # online augmentation: .epoch(e) -> epoch e's images (data.prefetch.EpochImages)
 
     def fit(self, train_x, train_y, val_x, val_y, threads=None, progress=False, on_epoch=None):
         """Train until the stopping rule fires or the loss diverges; return the stop reason.
@@ -76,6 +77,8 @@ class Trainer:
         # fancy-indexing each batch would copy it anyway and touch memory in random order. The copy
         # goes into the same buffer every epoch: a new 170 MB array would be page-faulted in anew
         # (0.3 s, against 0.02 s for the gather itself).
+        if self.augment is not None:
+            train_x = self.augment.epoch(epoch)  # same shape, labels unchanged; made while the last epoch trained
         order = self.rng.permutation(len(train_x))
         if self._shuffled is None or self._shuffled[0].shape != train_x.shape:
             self._shuffled = np.empty_like(train_x), np.empty_like(train_y)
