@@ -111,18 +111,16 @@ def main(argv=None):
     print(f"{os.cpu_count()} cores; 784-800-800-10, batch 64, {images} images, {epochs} epochs per training")
     results = {}
     phases = [("solo", 1, True), ("pair", 2, True)] + ([("pair, sharing off", 2, False)] if args.no_share else [])
-    for name, count, share in phases:
+    print(f"\n{'phase':<18} {'median epoch s':>20} {'x solo':>12} {'threads':>12} {'other load':>10}", flush=True)
+    for name, count, share in phases:  # each line printed as soon as its phase ends
         records, other = run_together(count, epochs, images, share)
-        results[name] = {"epoch_s": [median_epoch(r) for r in records], "other_cores": other,
-                         "threads": [sorted({e["threads"] for e in r}) for r in records], "records": records}
-    solo = results["solo"]["epoch_s"][0]
-    print(f"\n{'phase':<18} {'median epoch s':>20} {'x solo':>12} {'threads':>12} {'other load':>10}")
-    for name, r in results.items():
-        ratios = [t / solo for t in r["epoch_s"]]
-        r["ratio"] = ratios
+        r = results[name] = {"epoch_s": [median_epoch(p) for p in records], "other_cores": other,
+                             "threads": [sorted({e["threads"] for e in p}) for p in records], "records": records}
+        solo = results["solo"]["epoch_s"][0]
+        r["ratio"] = [t / solo for t in r["epoch_s"]]
         times = " ".join(f"{t:.2f}" for t in r["epoch_s"])
-        print(f"{name:<18} {times:>20} {' '.join(f'{x:.2f}' for x in ratios):>12} "
-              f"{' '.join(str(t) for t in r['threads']):>12} {r['other_cores']:>10.2f}")
+        print(f"{name:<18} {times:>20} {' '.join(f'{x:.2f}' for x in r['ratio']):>12} "
+              f"{' '.join(str(t) for t in r['threads']):>12} {other:>10.2f}", flush=True)
     worst = max(results["pair"]["ratio"])
     print(f"\npair with sharing: each within {TARGET}x of solo: {'ok' if worst <= TARGET else 'MISS'} "
           f"(worst {worst:.2f}x; ideal 2x on 2 cores)")

@@ -34,6 +34,9 @@ except ImportError:  # not on Windows: no sharing there, a plain thread limit
 _SUFFIX = ".lock"
 # A foreign load counts as a whole core from this many cores on: below it, a core is mostly free.
 _BUSY_CORE = 0.5
+# Before the first epoch the load is sampled this long: enough at 100 jiffies a second to see a busy
+# core, and it spares a first epoch of threads spinning against another program (seen: 2x slower).
+FIRST_SAMPLE_S = 0.1
 
 
 def cores_dir():
@@ -196,6 +199,9 @@ class CoreShare:
                 self._register()
             except OSError:  # an unwritable temp folder: train as before rather than not at all
                 self._file = None
+        if self._file is not None and self.limit > 1 and self.measure_load:
+            self._foreign_load({pid for _, pid, _ in self.members()})  # the sample's start
+            time.sleep(FIRST_SAMPLE_S)
         self._apply(self.share() if self._file is not None else self.limit)
         return self
 
