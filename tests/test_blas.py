@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from mnistlab.nn import Network, Sgd
 from mnistlab.nn.blas import LIBRARY, Axpy, Gemm, axpy, gemm
+from mnistlab.nn.cores import CoreShare, divide
+from threadpoolctl import threadpool_info
 
 
 def layout(a, how):
@@ -149,3 +152,80 @@ def test_small_products_train_on_one_thread():
     assert threads_for(net.largest_product(8), 2) == 1
     assert threads_for(PARALLEL_WORK, 3) == 3
     assert threads_for(PARALLEL_WORK, None) == (os.cpu_count() or 1)
+
+
+# Sharing the cores among mnistlab processes (nn/cores.py) ------------------------------------------
+
+@pytest.mark.parametrize("cores,limits,shares", [
+    (2, [2], [2]), (2, [2, 2], [1, 1]), (3, [2, 2], [2, 1]), (4, [4, 1], [3, 1]),
+    (2, [2, 2, 2], [1, 1, 1]), (8, [2, 2], [2, 2]), (1, [1], [1]),
+])
+def test_cores_are_divided_fairly_within_each_process_limit(cores, limits, shares):
+    assert divide(cores, limits) == shares
+
+
+def _share(tmp_path, threads=4):
+    share = CoreShare(threads, directory=tmp_path, measure_load=False)
+    share.cores = 4  # as if on a 4-core machine, whatever this one has
+    return share
+
+
+def _blas_threads():
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_a_second_training_halves_the_first_ones_threads_at_its_next_epoch(tmp_path):
+    before = _blas_threads()
+    with _share(tmp_path) as first:
+        assert first.threads == 4 and _blas_threads() == 4  # alone: every core
+        with _share(tmp_path) as second:
+            assert second.threads == 2  # starts on its share at once
+            assert first.threads == 4  # the first one looks again only at its next epoch
+            assert first.update() == 2
+        assert first.update() == 4  # the second one has finished: every core again
+    assert _blas_threads() == before
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_a_dead_processs_registration_is_ignored_and_removed(tmp_path):
+    script = ("import os, sys; from mnistlab.nn.cores import CoreShare; "
+              "s = CoreShare(4, directory=sys.argv[1]).__enter__(); os._exit(0)")  # dies holding it
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
+    assert len(list(tmp_path.glob("*.lock"))) == 1
+    with _share(tmp_path) as share:
+        assert share.threads == 4
+        assert [m[1] for m in share.members()] == [os.getpid()]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sharing_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_SHARE_CORES", "0")
+    with _share(tmp_path) as share:
+        with _share(tmp_path) as other:
+            assert share.threads == other.threads == 4
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_programs_load_is_left_its_cores(tmp_path, monkeypatch):
+    share = CoreShare(4, directory=tmp_path)
+    share.cores = 4
+    monkeypatch.setattr(CoreShare, "_foreign_load", lambda self, pids: 2.6)  # 2.6 cores busy elsewhere
+    with share:
+        assert share.threads == 1  # 4 - 3 cores
+        monkeypatch.setattr(CoreShare, "_foreign_load", lambda self, pids: 0.3)  # a mostly idle core
+        assert share.update() == 4
+
+
+def test_the_foreign_load_is_the_machines_busy_time_less_the_registered_processes(monkeypatch):
+    import mnistlab.nn.cores as cores
+    hz = os.sysconf("SC_CLK_TCK")
+    # over 2 s: the machine busy for 3 core-seconds, of which 1 ours and 0.5 another registered process's
+    readings = iter([(0.0, 0, {1: 0, 2: 0}), (2.0, 3 * hz, {1: hz, 2: hz // 2})])
+    clock, busy, jiffies = next(readings)
+    monkeypatch.setattr(cores.time, "monotonic", lambda: clock)
+    monkeypatch.setattr(cores, "_busy_jiffies", lambda: busy)
+    monkeypatch.setattr(cores, "_process_jiffies", lambda pid: jiffies[pid])
+    share = CoreShare(2)
+    assert share._foreign_load({1, 2}) == 0.0  # nothing measured yet
+    clock, busy, jiffies = next(readings)
+    assert share._foreign_load({1, 2}) == pytest.approx(0.75)  # (3 - 1 - 0.5) core-seconds / 2 s

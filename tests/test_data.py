@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 from mnistlab.data import (
     Dataset,
     bundled_mnist_dir,
+    class_spread_warning,
     export_csv,
     fingerprint,
     load_csv,
@@ -143,6 +144,48 @@ def test_csv_pixels_written_as_whole_number_floats_are_accepted(tmp_path):
     images, labels = load_csv(path)
     assert labels.tolist() == [7, 0]
     assert images[0].tolist() == [255] * 784 and images[1].tolist() == [12] * 784
+
+
+def quoted(text: str) -> str:
+    """Every cell of a CSV text in double quotes, as spreadsheets export."""
+    return "\n".join(",".join(f'"{cell}"' for cell in line.split(",")) for line in text.splitlines()) + "\n"
+
+
+def test_a_csv_whose_every_cell_is_quoted_keeps_its_first_row(small, tmp_path):
+    """"5","0",... is a row of numbers, not a header: no row may be dropped."""
+    train_csv, _ = export_csv(small, tmp_path)
+    path = tmp_path / "quoted.csv"
+    path.write_text(quoted(train_csv.read_text()))
+    assert_same(*load_csv(path), small.train_images, small.train_labels)
+
+
+def test_a_quoted_kaggle_header_is_still_a_header(small, tmp_path):
+    train_csv, _ = export_csv(small, tmp_path)
+    path = tmp_path / "quoted.csv"
+    path.write_text(quoted(HEADER) + train_csv.read_text())
+    assert_same(*load_csv(path), small.train_images, small.train_labels)
+
+
+def test_a_bad_quoted_cell_is_named_without_its_quotes(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(quoted(csv_row()) + '"4",' + ",".join(['"x"'] + ['"0"'] * 783) + "\n")
+    assert "bad.csv:2: column 2 (pixel0): 'x' is not a number" in rejected(path)
+
+
+def test_a_csv_with_a_byte_order_mark_blank_lines_and_a_gzip_wrapper_loads(small, tmp_path):
+    train_csv, _ = export_csv(small, tmp_path)
+    lines = train_csv.read_text().splitlines()
+    text = "\ufeff" + lines[0] + "\n   \n" + "\n".join(lines[1:]) + "\n \t\n"
+    path = tmp_path / "bom.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    assert_same(*load_csv(path), small.train_images, small.train_labels)
+
+
+def test_a_first_row_with_a_few_text_cells_is_an_error_not_a_header(tmp_path):
+    """Only a line without any number is a header; anything else is data, checked as such."""
+    path = tmp_path / "half.csv"
+    path.write_text(",".join(["label"] + ["0"] * 784) + "\n" + csv_row() + "\n")
+    assert "half.csv:1: column 1 (label): 'label' is not a number" in rejected(path)
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
@@ -304,15 +347,57 @@ def test_a_folder_missing_one_mnist_file_is_rejected_naming_folder_and_file(smal
     assert str(folder) in message and "t10k-labels-idx1-ubyte" in message
 
 
-def test_a_csv_training_file_without_a_csv_test_file_is_rejected(small, tmp_path):
+def test_a_csv_training_file_without_a_test_set_is_rejected(small, tmp_path):
     train_csv, _ = export_csv(small, tmp_path)
-    with pytest.raises(InputError, match="mnist_train.csv"):
+    with pytest.raises(InputError, match="mnist_train.csv: a training file needs a CSV test file, an IDX images file"):
         load_dataset(train_csv)
-    with pytest.raises(InputError, match="expected a .csv test file"):
-        load_dataset(train_csv, bundled_mnist_dir())
 
 
-# ---------------------------------------------------------------- split_validation and array helpers
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_csv_training_file_takes_an_idx_test_file_or_a_folder_as_its_test_set(small, tmp_path, gz):
+    train_csv, _ = export_csv(small, tmp_path / "csv")
+    folder = write_mnist_folder(tmp_path / "idx", small, gz=gz)
+    test_images = folder / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    for test in (test_images, folder):
+        ds = load_dataset(train_csv, test)
+        assert_same(ds.test_images, ds.test_labels, small.test_images, small.test_labels)
+        assert_same(ds.train_images, ds.train_labels, small.train_images, small.train_labels)
+
+
+def test_files_are_told_apart_by_content_not_by_name(small, tmp_path):
+    """A CSV named .txt and an IDX file named .csv both load; the training file may be IDX too."""
+    train_csv, test_csv = export_csv(small, tmp_path / "csv")
+    text = tmp_path / "test.txt"
+    text.write_bytes(test_csv.read_bytes())
+    assert_same(*load_images_labels(text), small.test_images, small.test_labels)
+    folder = write_mnist_folder(tmp_path / "idx", small, gz=False)
+    ds = load_dataset(folder / "train-images-idx3-ubyte", text)
+    assert_same(ds.train_images, ds.train_labels, small.train_images, small.train_labels)
+
+
+def test_an_idx_labels_file_given_for_images_is_rejected_naming_the_images_file(small, tmp_path):
+    folder = write_mnist_folder(tmp_path / "idx", small, gz=True)
+    message = rejected(folder / "t10k-labels-idx1-ubyte.gz", load_images_labels)
+    assert "is a labels file" in message and "t10k-images-idx3-ubyte" in message
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_an_idx_set_of_zero_images_is_rejected(small, tmp_path, split):
+    empty = Dataset(small.train_images[:0], small.train_labels[:0], small.test_images[:0], small.test_labels[:0])
+    folder = write_mnist_folder(tmp_path / "idx", small, gz=False)
+    write_idx(folder / f"{split}-images-idx3-ubyte", empty.train_images.reshape(0, 28, 28))
+    write_idx(folder / f"{split}-labels-idx1-ubyte", empty.train_labels)
+    message = rejected(folder, load_dataset)
+    assert f"{split}-images-idx3-ubyte: holds no images" in message
+
+
+def test_an_empty_idx_labels_file_is_rejected(small, tmp_path):
+    folder = write_mnist_folder(tmp_path / "idx", small, gz=False)
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(b"")
+    assert "t10k-labels-idx1-ubyte: not an IDX file: only 0 bytes" in rejected(folder, load_dataset)
+
+
+# ---------------------------------------------------------------- split_validation# ---------------------------------------------------------------- split_validation and array helpers
 
 
 def numbered(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -391,3 +476,19 @@ def test_dataset_refuses_arrays_of_the_wrong_type_or_shape():
         Dataset(images.astype(np.float32), labels, images, labels)
     with pytest.raises(ValueError):
         Dataset(images, labels[:2], images, labels)
+
+
+@pytest.mark.parametrize("labels,expected", [
+    ([3] * 50, "every training label is 3: the network can only learn to answer 3"),
+    ([0, 1] * 25, "the training labels cover 2 of 10 classes (no 2, 3, 4, 5, 6, 7, 8, 9): the network can never "
+                  "answer those"),
+    (list(range(9)) * 10, "the training labels cover 9 of 10 classes (no 9): the network can never answer that class"),
+    (list(range(10)) * 20 + [0] * 300, "labels 1 (20), 2 (20), 3 (20), 4 (20), 5 (20), 6 (20), 7 (20), 8 (20), 9 (20) "
+                                       "have fewer than 10% as many training examples as 0 (320)"),
+])
+def test_a_training_set_missing_classes_or_nearly_gets_a_warning_saying_which(labels, expected):
+    assert class_spread_warning(np.array(labels, np.uint8)).startswith(expected)
+
+
+def test_the_mnist_training_set_gets_no_class_spread_warning(mnist):
+    assert class_spread_warning(mnist.train_labels) is None

@@ -1,4 +1,5 @@
-"""Arrays for training: the validation split, uint8 -> float conversion, one-hot labels, a data fingerprint."""
+"""Arrays for training: the validation split, uint8 -> float conversion, one-hot labels, a data fingerprint,
+and a look at how a training set's labels are spread over the classes."""
 
 from __future__ import annotations
 
@@ -46,3 +47,35 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     digest.update(np.ascontiguousarray(images))
     digest.update(np.ascontiguousarray(labels))
     return digest.hexdigest()
+
+
+# A present class with fewer examples than this share of the most common one is called rare.
+RARE_SHARE = 0.1
+
+
+def class_spread_warning(labels: np.ndarray, classes: int = 10) -> str | None:
+    """What is wrong with the spread of a training set's labels over the classes, or None if nothing.
+
+    A network trained on one class answers that class for every image; with classes missing it can
+    never answer those; a class far rarer than the others is learnt poorly. The text is meant for a
+    warning (``mnistlab: warning: ...``), not an error: such a set may be what the user wants.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.intp), minlength=classes)
+    present = np.flatnonzero(counts)
+    if len(present) == 0:
+        return None
+    if len(present) == 1:
+        return (f"every training label is {present[0]}: the network can only learn to answer "
+                f"{present[0]}")
+    missing = np.flatnonzero(counts == 0)
+    if len(missing):
+        names = ", ".join(map(str, missing))
+        return (f"the training labels cover {len(present)} of {classes} classes (no {names}): the network "
+                f"can never answer {'that class' if len(missing) == 1 else 'those'}")
+    rare = np.flatnonzero(counts < RARE_SHARE * counts.max())
+    if len(rare):
+        top = int(counts.argmax())
+        shown = ", ".join(f"{k} ({counts[k]})" for k in rare)
+        return (f"labels {shown} have fewer than {RARE_SHARE:.0%} as many training examples as {top} "
+                f"({counts[top]}): expect poor accuracy on them")
+    return None

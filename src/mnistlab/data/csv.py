@@ -4,6 +4,7 @@ exactly (``file:line: column``), and write them without a Python loop per value.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from pathlib import Path
@@ -16,6 +17,11 @@ from .idx import PIXELS, read_bytes
 
 COLUMNS = 1 + PIXELS  # label, then pixel0..pixel783 (Kaggle's names)
 CHUNK = 4096  # CSV rows parsed / formatted per block
+
+
+def _cells(line: str) -> list[str]:
+    """A line's cells, quotes removed (``"5"`` is the number 5, as spreadsheets write it)."""
+    return next(csv.reader([line]), [])
 
 
 def _is_number(cell: str) -> bool:
@@ -33,7 +39,7 @@ def _column(j: int) -> str:
 def _scan(path: Path, numbered: list[tuple[int, str]]) -> None:
     """Slow path: find and raise the first bad cell among (line number, line) pairs."""
     for lineno, line in numbered:
-        cells = line.split(",")
+        cells = _cells(line)
         if len(cells) != COLUMNS:
             got = len(cells)
             raise InputError(f"{path}:{lineno}: expected {COLUMNS} columns (label + {PIXELS} pixels), got {got}")
@@ -54,7 +60,8 @@ def _parse_block(lines: list[str]) -> np.ndarray | None:
     text = "\n".join(lines)
     for dtype in (np.int16, np.float64):  # integers first (fast); whole-number floats such as "0.0" also pass
         try:
-            block = np.loadtxt(io.StringIO(text), delimiter=",", dtype=dtype, comments=None, ndmin=2)
+            block = np.loadtxt(io.StringIO(text), delimiter=",", dtype=dtype, comments=None, ndmin=2,
+                               quotechar='"')
         except ValueError:
             continue
         if block.shape[1] != COLUMNS or (dtype is np.float64 and not np.all(block == np.floor(block))):
@@ -69,9 +76,11 @@ def load_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a label-first CSV as uint8 images (n, 784) and labels (n,).
 
     Each row is label (0..9) then 784 pixels (0..255), comma-separated. The first line is a header (e.g. Kaggle's
-    ``label,pixel0,...,pixel783``) when none of its cells is a number. Values are integers; whole-number floats such
-    as ``255.0`` are also accepted. LF, CRLF or CR line endings, a final newline or not, and empty lines (skipped) are
-    all fine; the file may be gzipped. Errors name ``file:line`` (1-based, header included) and the column.
+    ``label,pixel0,...,pixel783``) when none of its cells is a number, so no row of data is ever taken for one.
+    Values are integers; whole-number floats such as ``255.0`` are also accepted, and any cell may be quoted
+    (``"5"``, as spreadsheets export). LF, CRLF or CR line endings, a final newline or not, a UTF-8 byte-order mark,
+    and blank lines (skipped) are all fine; the file may be gzipped. Errors name ``file:line`` (1-based, header
+    included) and the column.
     """
     path = Path(path)
     try:
@@ -79,10 +88,10 @@ def load_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not a UTF-8 text file (bad byte at offset {e.start})") from None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line]  # empty lines are skipped
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]  # blank lines are skipped
     if not numbered:
         raise InputError(f"{path}: empty file, no data rows")
-    first = numbered[0][1].split(",")
+    first = _cells(numbered[0][1])
     if not any(_is_number(cell) for cell in first):  # a header such as Kaggle's label,pixel0,...,pixel783
         if len(first) != COLUMNS:
             raise InputError(f"{path}:{numbered[0][0]}: header has {len(first)} columns, expected {COLUMNS}")

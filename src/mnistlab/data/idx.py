@@ -74,14 +74,34 @@ def checked_pair(images: np.ndarray, labels: np.ndarray, ipath: Path, lpath: Pat
         raise InputError(f"{lpath}: expected a rank-1 labels file, found rank {labels.ndim}")
     if len(images) != len(labels):
         raise InputError(f"{ipath}: {len(images)} images but {lpath} has {len(labels)} labels")
+    if len(images) == 0:
+        raise InputError(f"{ipath}: holds no images (its header says 0)")
     bad = np.flatnonzero(labels > 9)
     if bad.size:
         raise InputError(f"{lpath}: label {labels[bad[0]]} at index {bad[0]} is outside 0..9")
     return images.reshape(len(images), PIXELS), labels
 
 
+def is_idx(path: Path) -> bool:
+    """True if the file (gzipped or not) starts as an IDX file does: two zero bytes. No text file does."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(2)
+            if start == b"\x1f\x8b":
+                f.seek(0)
+                with gzip.open(f) as g:
+                    start = g.read(2)
+    except (OSError, EOFError, zlib.error):
+        return False  # unreadable or corrupt: the loader that runs next says what is wrong
+    return start == b"\0\0"
+
+
 def load_idx_pair(images_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An IDX images file and the labels file next to it (``*images-idx3*`` -> ``*labels-idx1*``)."""
     name = images_path.name
+    if "labels-idx1" in name:
+        raise InputError(f"{images_path}: is a labels file; give the images file next to it "
+                         f"({name.replace('labels-idx1', 'images-idx3')})")
     if "images-idx3" not in name:
         raise InputError(f"{images_path}: cannot tell which labels file goes with it (name lacks 'images-idx3')")
     labels_name = name.replace("images-idx3", "labels-idx1").removesuffix(".gz")

@@ -1,7 +1,8 @@
-"""Where data comes from: the bundled MNIST, a folder of IDX files, or a pair of CSV files, as a ``Dataset``.
+"""Where data comes from: the bundled MNIST, a folder of IDX files, or a training and a test file, as a ``Dataset``.
 
 ``load_dataset(train, test)`` is the one entry point (``train=None``: the bundled MNIST);
-``load_images_labels(path)`` reads one labelled set, as ``mnistlab test`` does.
+``load_images_labels(path)`` reads one labelled set, as ``mnistlab test`` does. A file is told apart
+by its content, not its name: an IDX file starts with two zero bytes, anything else is read as CSV.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from .csv import load_csv, write_csv
-from .idx import PIXELS, checked_pair, find_idx, load_idx, load_idx_pair
+from .idx import PIXELS, checked_pair, find_idx, is_idx, load_idx, load_idx_pair
 
 SPLITS = {"train": "train", "test": "t10k"}  # our split name -> MNIST file prefix
 CSV_NAMES = {"train": "mnist_train.csv", "test": "mnist_test.csv"}
@@ -52,22 +53,23 @@ def _load_folder_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray
     return checked_pair(load_idx(found[0]), load_idx(found[1]), found[0], found[1])
 
 
-def _is_csv(path: Path) -> bool:
-    return path.name.lower().endswith((".csv", ".csv.gz"))
+def _load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An IDX images file (its labels file looked up next to it) or a CSV file, gzipped or not, told by content."""
+    return load_idx_pair(path) if is_idx(path) else load_csv(path)
 
 
 def load_images_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, 784) and labels (n,) from one path.
 
-    A ``.csv``/``.csv.gz`` file; an IDX images file (``*images-idx3*``, its ``*labels-idx1*`` file is looked up next to
-    it); or a folder, whose test split (t10k-*, else mnist_test.csv) is used.
+    A CSV file; an IDX images file (``*images-idx3*``, its ``*labels-idx1*`` file is looked up next to it), either
+    gzipped or not; or a folder, whose test split (t10k-*, else mnist_test.csv) is used.
     """
     path = Path(path)
     if path.is_dir():
         return _load_folder_split(path, "test")
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    return load_csv(path) if _is_csv(path) else load_idx_pair(path)
+    return _load_file(path)
 
 
 def bundled_mnist_dir() -> Path:
@@ -87,9 +89,11 @@ def bundled_mnist_dir() -> Path:
 
 
 def load_dataset(train: str | os.PathLike | None = None, test: str | os.PathLike | None = None) -> Dataset:
-    """Train and test splits from a folder of MNIST IDX files, or from two CSV files; `train=None` means bundled MNIST.
+    """Train and test splits from a folder of MNIST IDX files, or from a training file (CSV or IDX images) and a
+    test set; `train=None` means bundled MNIST.
 
-    With a folder, `test` (any path `load_images_labels` accepts) replaces the folder's own t10k split.
+    `test` is any path `load_images_labels` accepts (a CSV or IDX file, or a folder's test split); with a folder it
+    replaces the folder's own t10k split, with a training file it is required.
     """
     folder = bundled_mnist_dir() if train is None else Path(train)
     if folder.is_dir():
@@ -99,13 +103,10 @@ def load_dataset(train: str | os.PathLike | None = None, test: str | os.PathLike
         return Dataset(*train_xy, *test_xy, source=source if test is None else f"{source} + test {test}")
     if not folder.exists():
         raise InputError(f"{folder}: no such file or folder")
-    if not _is_csv(folder):
-        raise InputError(f"{folder}: expected a folder of MNIST IDX files or a .csv file")
     if test is None:
-        raise InputError(f"{folder}: a CSV training file needs a CSV test file too")
-    if not _is_csv(Path(test)):
-        raise InputError(f"{test}: expected a .csv test file to go with the CSV training file {folder}")
-    return Dataset(*load_csv(folder), *load_images_labels(test), source=f"{folder} + {test}")
+        raise InputError(f"{folder}: a training file needs a CSV test file, an IDX images file or a folder as "
+                         "its test set too (--test-data)")
+    return Dataset(*_load_file(folder), *load_images_labels(test), source=f"{folder} + {test}")
 
 
 def export_csv(dataset: Dataset, folder: str | os.PathLike) -> tuple[Path, Path]:

@@ -14,6 +14,9 @@ Why not ``numpy.matmul`` everywhere (each point measured on a 2-core AMD EPYC, s
   a large product even at batch 8 (that one: 112 us on two threads); small ones stay on one
   (``threads_for``).
 - **The GIL.** Calls through ``ctypes`` release it, SciPy's Python wrappers don't.
+- **Other processes.** Spinning BLAS threads that wait for a core another process holds made two
+  trainings side by side 4.3x slower each instead of 2x: ``thread_limits`` shares the cores out
+  among mnistlab processes (and leaves the cores other programs keep busy), see ``cores.py``.
 
 The library is found once, at import: the Fortran ``?gemm``/``?axpy`` of NumPy's bundled OpenBLAS
 (the ``scipy-openblas`` build of NumPy's wheels, 64-bit integers), or else SciPy's, through the
@@ -31,7 +34,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from .cores import CoreShare
 
 _LETTER = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
 _SCALAR = {"s": ctypes.c_float, "d": ctypes.c_double}
@@ -93,8 +97,18 @@ def threads_for(largest_product, threads=None):
 
 
 def thread_limits(threads=None):
-    """A context setting the BLAS threads (default: every core); wrap training loops in it."""
-    return threadpool_limits(limits=threads or os.cpu_count() or 1, user_api="blas")
+    """A context setting the BLAS threads: at most ``threads`` (default: every core), and no more than
+    this process's share of the cores beside other mnistlab processes and other programs' load.
+
+    Wrap a training loop in it and call ``update()`` on it once per epoch (never per product), so a
+    process that started alone gives up cores when another starts and takes them back when it ends::
+
+        with thread_limits(threads) as cores:
+            for epoch in ...:
+                cores.update()
+                ...
+    """
+    return CoreShare(threads)
 
 
 def _address(obj):

@@ -1,0 +1,183 @@
+"""What a run will need, in memory and on disk, before anything is allocated; and a check that it fits.
+
+``estimate(config, n_train, n_val, n_test)`` adds up the arrays a training run holds (see ``Estimate``
+for each part and where it comes from); ``check_fits(estimate, out_dir)`` raises ``InputError`` when
+this machine's available memory, or the free space of ``out_dir``'s file system, is short of it;
+``describe(estimate)`` says it in a line. A ``--hidden 100000000`` network then gets one line instead
+of a NumPy MemoryError for 292 GiB, and ``--hidden 50000,50000`` says up front that it will write 30 GB.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import InputError
+
+FLOAT = 4  # float32: weights, optimizer state, activations, data
+INDEX = 8  # np.intp: labels as the trainer holds them, the shuffle order
+EVAL_CHUNK = 10_000  # rows evaluated at once (Network.evaluate)
+HEADER = 64 * 1024  # a safetensors file's JSON header: config, history, generator state (generous)
+OPTIMIZER_COPIES = {"sgd": 1, "adam": 2}  # parameter-sized arrays: velocity; first and second moments
+RESTORES_BEST = {"patience"}  # stopping rules that keep a copy of the best epoch's weights
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a run needs. Memory parts, each the arrays' own sizes:
+
+    - ``weights``: every layer's ``[W; b]``, float32.
+    - ``build``: extra while the network is built: the initialized weights before they are packed
+      into ``[W; b]`` (a second copy; the initializer's temporary for one layer is smaller).
+    - ``optimizer``: SGD's velocity (none without momentum), or Adam's two moments plus the gradient
+      and update temporaries of its largest layer.
+    - ``best``: the copy of the best epoch's weights kept by a stopping rule that restores them.
+    - ``checkpoint``: when resuming, the checkpoint's tensors, read back whole beside the network
+      (writing one copies nothing: safetensors writes straight from the arrays).
+    - ``batch``: one training step's buffers (inputs, activations, their gradients, dropout masks, the
+      wide layers' scratch), for the full batch size and for the epoch's last, shorter batch.
+    - ``epoch``: per-sample records of an epoch (shifted logits, one-hot labels, row sums) and the
+      labels as integers; ``evaluation``: the activations of one evaluation chunk.
+    - ``data``: training, validation and test images as float32.
+    - ``shuffle``: the shuffled copy of the training set made every epoch, with its order.
+
+    Disk: ``model`` (model.safetensors) and ``checkpoint_file`` (checkpoint.safetensors: weights,
+    optimizer state, best weights); while a checkpoint is rewritten, old and new exist together.
+    """
+
+    weights: int
+    build: int
+    optimizer: int
+    best: int
+    checkpoint: int
+    batch: int
+    epoch: int
+    evaluation: int
+    data: int
+    shuffle: int
+    model: int
+    checkpoint_file: int
+
+    @property
+    def training(self):
+        """Memory held while training, the data not included."""
+        return (self.weights + self.optimizer + self.best + self.checkpoint + self.batch + self.epoch
+                + self.evaluation + self.shuffle)
+
+    @property
+    def memory(self):
+        """The most memory the run holds at once, the data included."""
+        return self.data + max(self.weights + self.build, self.training)
+
+    @property
+    def disk(self):
+        """What the run folder holds at the end."""
+        return self.model + self.checkpoint_file
+
+    @property
+    def disk_peak(self):
+        """The most disk the run needs at once: a checkpoint and its replacement, or a checkpoint and the model."""
+        return self.checkpoint_file + max(self.checkpoint_file, self.model)
+
+    def parts(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def estimate(config, n_train, n_val, n_test, features=784, classes=10, resuming=False):
+    """The Estimate for a run of ``config`` (anything with hidden, optimizer, momentum, stop,
+    batch_size and dropout, such as a RunConfig) on that many images of ``features`` pixels;
+    ``resuming``: continuing from a checkpoint, which is read whole first."""
+    sizes = [features, *config.hidden, classes]
+    layers = [(fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]  # [W; b]
+    weights = FLOAT * sum(layers)
+    largest = FLOAT * max(layers)
+    if config.optimizer == "adam":
+        state, temporaries = OPTIMIZER_COPIES["adam"] * weights, 3 * largest  # m, v; g, a temporary, the update
+    else:
+        state, temporaries = (weights * OPTIMIZER_COPIES["sgd"] if config.momentum else 0), 0
+    best = weights if config.stop in RESTORES_BEST else 0
+    checkpoint = weights + state + best  # its tensors
+
+    def step(rows):  # _StepPlan: x, and per hidden layer activations, gradients (+ masks, dropped)
+        if rows <= 0:
+            return 0
+        hidden = sum(width + 1 for width in sizes[1:-1])
+        per_hidden = 2 + (2 if config.dropout > 0 else 0)
+        scratch = sum(sizes[i] for i in range(1, len(sizes) - 1)
+                      if min(sizes[i], sizes[i + 1]) >= 256)  # column-major copies of wide layers
+        return FLOAT * rows * (features + 1 + per_hidden * hidden + classes + scratch)
+
+    batch = step(min(config.batch_size, n_train)) + step(n_train % config.batch_size)
+    epoch = FLOAT * n_train * (2 * classes + 1) + INDEX * (n_train + n_val)
+    evaluation = 2 * FLOAT * min(max(n_train, n_val, n_test), EVAL_CHUNK) * max(sizes[1:])  # two layers' outputs
+    return Estimate(
+        weights=weights, build=weights, optimizer=state + temporaries, best=best,
+        checkpoint=checkpoint if resuming else 0,
+        batch=batch, epoch=epoch, evaluation=evaluation, data=FLOAT * features * (n_train + n_val + n_test),
+        shuffle=(FLOAT * features + 2 * INDEX) * n_train, model=weights + HEADER,
+        checkpoint_file=checkpoint + HEADER)
+
+
+def size_text(n):
+    """Bytes as a person reads them: '292.4 GiB', '30.5 MiB'."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def describe(est):
+    """One line for the log: what the run will need."""
+    return (f"needs about {size_text(est.memory)} of memory and {size_text(est.disk)} of disk "
+            f"({size_text(est.disk_peak)} while a checkpoint is rewritten)")
+
+
+def available_memory():
+    """Bytes this process can still allocate without swapping: MemAvailable, within a cgroup's limit
+    if the process runs in one; None if the system does not say."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:  # cgroup v2: the limit less what the group already uses
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def free_disk(path):
+    """Free bytes on the file system that holds ``path`` (or would hold it, if it does not exist yet)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_fits(est, out_dir, data_in_memory=True):
+    """Raise InputError if the run cannot fit in this machine's memory or on ``out_dir``'s disk.
+
+    ``data_in_memory``: the data is loaded already (the usual order, since its size is known only
+    then), so it is no longer part of what must still be available.
+    """
+    needed = est.memory - (est.data if data_in_memory else 0)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise InputError(f"this run needs {size_text(needed)} of memory"
+                         f"{' beyond its data' if data_in_memory else ''}, this machine has "
+                         f"{size_text(available)} available (smaller --hidden or --batch-size?)")
+    free = free_disk(out_dir)
+    if est.disk_peak > free:
+        raise InputError(f"{out_dir}: this run needs {size_text(est.disk_peak)} of disk, its file system has "
+                         f"{size_text(free)} free")
+    return est
