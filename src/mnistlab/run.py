@@ -23,8 +23,10 @@ from pathlib import Path
 from .build import as_trained, build_trainer, load_data, online_augmentation  # noqa: F401  (load_data: for callers and tests)
 from .checkpoint import read_checkpoint, restore, save_checkpoint
 from .config import from_values, to_toml, validate
+from .data import class_spread_warning
 from .errors import InputError
 from .files import remove_stale_temporaries, write_json, write_text
+from .resources import check_fits, describe, estimate
 from .train import HISTORY_FIELDS, SCORE_FIELDS
 from .weights import load_model, save_model
 
@@ -45,8 +47,7 @@ def start_run(config, out_dir, progress=False, log=print, unique=False):
     started = time.perf_counter()
     validate(config)
     config = as_trained(config)
-    data = load_data(config)
-    trainer = build_trainer(config, data.train_x.shape[1])
+    data, trainer = _prepare(config, Path(out_dir), log)
     out_dir = claim_folder(Path(out_dir), to_toml(config), unique)
     return _train(config, out_dir, trainer, data, progress, log, started)
 
@@ -65,9 +66,8 @@ def resume_run(out_dir, progress=False, log=print):
             config = load_toml(out_dir / CONFIG)
             log(f"{out_dir}: no checkpoint yet; starting again from its {CONFIG}")
             remove_stale_temporaries(out_dir)
-            data = load_data(config)
-            return _train(config, out_dir, build_trainer(config, data.train_x.shape[1]), data, progress, log,
-                          started)
+            data, trainer = _prepare(config, out_dir, log)
+            return _train(config, out_dir, trainer, data, progress, log, started)
         raise InputError(f"{out_dir}: no {CHECKPOINT} to resume from")
     state = read_checkpoint(checkpoint_path, tensors=False)
     if state.stop_reason and (out_dir / METRICS).is_file():
@@ -75,8 +75,7 @@ def resume_run(out_dir, progress=False, log=print):
         return finished_result(out_dir)
     config = from_values(state.config, str(checkpoint_path))
     remove_stale_temporaries(out_dir)
-    data = load_data(config)
-    trainer = build_trainer(config, data.train_x.shape[1])
+    data, trainer = _prepare(config, out_dir, log, resuming=True)
     state = read_checkpoint(checkpoint_path)
     if state.data_sha256 != data.fingerprint:
         raise InputError(f"{checkpoint_path}: was trained on other data than {data.source}")
@@ -86,6 +85,20 @@ def resume_run(out_dir, progress=False, log=print):
     else:
         log(f"resuming {out_dir} after epoch {len(trainer.history)}")
     return _train(config, out_dir, trainer, data, progress, log, started)
+
+
+def _prepare(config, out_dir, log, resuming=False):
+    """The run's data and trainer, once the run is known to fit this machine's memory and disk (the
+    estimate comes before any network array is allocated)."""
+    data = load_data(config)
+    needs = estimate(config, len(data.train_x), len(data.val_x), len(data.test_x), data.train_x.shape[1],
+                     resuming=resuming)
+    check_fits(needs, out_dir)
+    log(f"this run {describe(needs)}")
+    warning = class_spread_warning(data.train_y)
+    if warning:
+        log(f"warning: {warning}")
+    return data, build_trainer(config, data.train_x.shape[1])
 
 
 def finished_result(out_dir):

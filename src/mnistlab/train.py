@@ -53,8 +53,9 @@ class Trainer:
         val_y = val_y.astype(np.intp)
         # A diverging run overflows; that is caught below as a non-finite loss, so numpy need not warn.
         threads = threads_for(self.network.largest_product(self.batch_size), threads)
-        with thread_limits(threads), np.errstate(over="ignore", invalid="ignore"):
+        with thread_limits(threads) as cores, np.errstate(over="ignore", invalid="ignore"):
             while self.stop_reason is None:
+                cores.update()  # share the cores anew with other mnistlab processes, once per epoch
                 record = self._epoch(train_x, train_y, val_x, val_y, progress)
                 if record is None:
                     self.stop_reason = f"diverged at epoch {len(self.history) + 1}"
