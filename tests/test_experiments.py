@@ -159,3 +159,8 @@ def test_the_same_sweep_runs_on_a_dask_local_cluster(tiny, tmp_path):
     key = lambda r: (r["config"], r["seed"])  # noqa: E731
     for a, b in zip(sorted(local_rows, key=key), sorted(dask_rows, key=key)):
         assert (a["config"], a["seed"], a["test_accuracy"]) == (b["config"], b["seed"], b["test_accuracy"])
+
+
+def test_a_shipped_study_is_found_by_name_and_an_unknown_name_says_which_exist(cli, tmp_path):
+    assert load_study("batch_size").path == str(EXPERIMENTS / "batch_size.toml")
+    assert_one_line_error(cli(["sweep", "batch_sizes", "--out", tmp_path / "out"]), "batch_sizes", "init")

@@ -369,3 +369,23 @@ def test_the_report_package_imports_neither_matplotlib_nor_the_training_code_unt
 
 def test_mnistlab_help_does_not_load_matplotlib():
     assert "matplotlib" not in _loaded("import mnistlab.cli; mnistlab.cli.build_parser()")
+
+
+def test_train_plot_redraws_the_curves_after_every_epoch(cli, tiny, tmp_path, monkeypatch):
+    from conftest import tiny_train_args
+    import mnistlab.report as report
+
+    drawn = []
+    original = report.write_curves
+
+    def spy(run_dir, out_path, format=None):
+        drawn.append(len((run_dir / "history.csv").read_text().splitlines()) - 1)  # epochs on disk then
+        return original(run_dir, out_path, format)
+
+    monkeypatch.setattr(report, "write_curves", spy)
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--epochs", "3", "--plot"))
+    assert result.code == 0, result.err
+    assert drawn == [1, 2, 3]
+    png = (tmp_path / "run" / "curves.png").read_bytes()
+    assert png[:4] == b"\x89PNG" and len(png) > 10_000
+    assert not list((tmp_path / "run").glob(".*.tmp"))

@@ -41,17 +41,21 @@ def cmd_train(args):
     from .run import resume_run, start_run
     progress = not args.no_progress and sys.stderr.isatty()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
+    after_epoch = None
+    if args.plot:  # curves.png in the run folder, redrawn (atomically) after every epoch
+        from .report import write_curves
+        after_epoch = lambda out_dir: write_curves(out_dir, out_dir / "curves.png")  # noqa: E731
     if args.resume:
         extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]
         extra += [flag for flag, value in (("--config", args.config), ("--out", args.out)) if value]
         if extra:
             raise InputError(f"--resume {args.resume}: continues the run as configured; drop {', '.join(extra)}")
-        result = resume_run(args.resume, progress, log)
+        result = resume_run(args.resume, progress, log, after_epoch)
     elif args.out:
-        result = start_run(config_from_args(args), args.out, progress, log)
+        result = start_run(config_from_args(args), args.out, progress, log, after_epoch=after_epoch)
     else:  # a name of its own, never shared with a run started in the same second
         result = start_run(config_from_args(args), f"runs/{time.strftime('%Y%m%d-%H%M%S')}", progress, log,
-                           unique=True)
+                           unique=True, after_epoch=after_epoch)
     m = result.metrics
     if m["diverged"]:
         print(f"{m['stop_reason']}: no weights saved; history in {result.out_dir / 'history.csv'}")
@@ -111,6 +115,8 @@ def build_parser():
     train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--plot", action="store_true",
+                       help="redraw RUN_DIR/curves.png after every epoch, to watch the run in an image viewer")
     train.add_argument("--print-config", action="store_true",
                        help="print the configuration (defaults, --config, flags) as TOML and exit")
     add_config_flags(train)
@@ -128,7 +134,9 @@ def build_parser():
         "sweep", help="run a study: configurations x seeds, side by side, resumable",
         description="Run every unfinished run of a study file (see experiments/), then write runs.csv, "
                     "table.csv and table.md. Rerunning skips finished runs and resumes interrupted ones.")
-    sweep.add_argument("study", metavar="STUDY.toml", help="a study file, e.g. experiments/batch_size.toml")
+    sweep.add_argument("study", metavar="STUDY",
+                       help="a study file, or the name of a shipped one: init, batch_size, architecture, "
+                            "stopping, fine_tuning, augmentation, best (see experiments/)")
     sweep.add_argument("--out", metavar="DIR", help="results folder (default: results/<study name>)")
     sweep.add_argument("--jobs", type=int, metavar="N", help="runs at once, one BLAS thread each (default: every core)")
     sweep.add_argument("--backend", choices=("local", "dask"), default="local",

@@ -42,17 +42,17 @@ class RunResult:
     network: object | None  # the trained nn.Network, None if the run diverged
 
 
-def start_run(config, out_dir, progress=False, log=print, unique=False):
+def start_run(config, out_dir, progress=False, log=print, unique=False, after_epoch=None):
     """Train a fresh run into ``out_dir``, which must hold nothing of a run (see ``claim_folder``)."""
     started = time.perf_counter()
     validate(config)
     config = as_trained(config)
     data, trainer = _prepare(config, Path(out_dir), log)
     out_dir = claim_folder(Path(out_dir), to_toml(config), unique)
-    return _train(config, out_dir, trainer, data, progress, log, started)
+    return _train(config, out_dir, trainer, data, progress, log, started, after_epoch)
 
 
-def resume_run(out_dir, progress=False, log=print):
+def resume_run(out_dir, progress=False, log=print, after_epoch=None):
     """Continue the run in ``out_dir`` from its last finished epoch; a finished run is left as it is.
 
     A folder whose run was stopped before its first checkpoint starts again from its config.toml.
@@ -67,7 +67,7 @@ def resume_run(out_dir, progress=False, log=print):
             log(f"{out_dir}: no checkpoint yet; starting again from its {CONFIG}")
             remove_stale_temporaries(out_dir)
             data, trainer = _prepare(config, out_dir, log)
-            return _train(config, out_dir, trainer, data, progress, log, started)
+            return _train(config, out_dir, trainer, data, progress, log, started, after_epoch)
         raise InputError(f"{out_dir}: no {CHECKPOINT} to resume from")
     state = read_checkpoint(checkpoint_path, tensors=False)
     if state.stop_reason and (out_dir / METRICS).is_file():
@@ -84,7 +84,7 @@ def resume_run(out_dir, progress=False, log=print):
         log(f"{out_dir}: training finished ({trainer.stop_reason}); saving its results")
     else:
         log(f"resuming {out_dir} after epoch {len(trainer.history)}")
-    return _train(config, out_dir, trainer, data, progress, log, started)
+    return _train(config, out_dir, trainer, data, progress, log, started, after_epoch)
 
 
 def _prepare(config, out_dir, log, resuming=False):
@@ -191,7 +191,7 @@ def epoch_line(record, epochs, history):
             + (f"  ~{_duration(left)} left" if record["epoch"] < epochs else ""))
 
 
-def _train(config, out_dir, trainer, data, progress, log, started):
+def _train(config, out_dir, trainer, data, progress, log, started, after_epoch=None):
     checkpoint = out_dir / CHECKPOINT
     log(f"training {trainer.network.sizes} on {data.source}: {len(data.train_x)} train, "
         f"{len(data.val_x)} validation images")
@@ -201,6 +201,8 @@ def _train(config, out_dir, trainer, data, progress, log, started):
         save_checkpoint(checkpoint, t, config, data.fingerprint)
         if t.history and not (t.stop_reason or "").startswith("diverged"):  # else no new epoch to log
             log(epoch_line(t.history[-1], config.epochs, t.history))
+        if after_epoch:  # e.g. `train --plot` redrawing the curves from history.csv
+            after_epoch(out_dir)
 
     if trainer.stop_reason is None:
         trainer.augment = online_augmentation(config, data.train_x)

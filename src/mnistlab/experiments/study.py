@@ -106,9 +106,32 @@ class Study:
         return dataclasses.replace(self, repeats=min(self.repeats, QUICK_REPEATS), quick_data=(data, test_data))
 
 
+def shipped_studies() -> dict[str, Path]:
+    """The studies that come with mnistlab (experiments/*.toml), by name: in the installed package,
+    else in the repository."""
+    import importlib.resources
+
+    folders = [Path(__file__).resolve().parents[3] / "experiments"]
+    try:
+        folders.insert(0, Path(str(importlib.resources.files("mnistlab") / "_data" / "experiments")))
+    except (ModuleNotFoundError, TypeError, ValueError, OSError):
+        pass
+    for folder in folders:
+        if folder.is_dir() and any(folder.glob("*.toml")):
+            return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+    return {}
+
+
 def load_study(path) -> Study:
-    """A Study from a TOML file; InputError naming the file and the key at fault."""
+    """A Study from a TOML file, or a shipped study by name (``batch_size``); InputError naming the
+    file and the key at fault."""
     path = Path(path)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        shipped = shipped_studies()
+        if str(path) not in shipped:
+            raise InputError(f"{path}: no such study file, nor a shipped study "
+                             f"(shipped: {', '.join(shipped) or 'none found'})")
+        path = shipped[str(path)]
     try:
         values = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as e:
