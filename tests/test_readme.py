@@ -65,10 +65,6 @@ def run(command, cwd, env):
     return proc.returncode, out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "README.md as of this commit: its first example trains 800-800 for 15 epochs (over a minute), "
-    "--config my.toml names a file no example makes, and `test --data mnist_test.csv` comes before "
-    "`data export-csv csv/` (which writes csv/mnist_test.csv). Remove this mark once the README is fixed."))
 def test_the_readme_usage_examples_run_in_order_in_a_fresh_folder(tmp_path):
     commands = usage_commands(README.read_text())
     assert commands, "README.md has no ```sh block in a '## Usage' section"
