@@ -258,17 +258,22 @@ def from_values(values, where):
     return validate(updated(RunConfig(), values, where), where)
 
 
-def load_toml(path):
-    """A RunConfig from a TOML file of ``name = value`` lines (a [train] table is also accepted)."""
+def read_toml(path):
+    """A TOML file as a dict; InputError naming the file if it cannot be read or parsed."""
     try:
         with open(path, "rb") as f:
-            values = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
+
+
+def load_toml(path):
+    """A RunConfig from a TOML file of ``name = value`` lines (a [train] table is also accepted)."""
+    values = read_toml(path)
     if set(values) == {"train"} and isinstance(values["train"], dict):
         values = values["train"]
     return from_values(values, str(path))

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import FIELDS, RunConfig, updated, validate
+from ..config import FIELDS, RunConfig, read_toml, updated, validate
 from ..errors import InputError
 
 QUICK_EPOCHS = 2
@@ -132,14 +131,7 @@ def load_study(path) -> Study:
             raise InputError(f"{path}: no such study file, nor a shipped study "
                              f"(shipped: {', '.join(shipped) or 'none found'})")
         path = shipped[str(path)]
-    try:
-        values = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}") from None
+    values = read_toml(path)
     known = {"name", "title", "description", "repeats", "base", "grid", "report"}
     unknown = sorted(set(values) - known)
     if unknown:

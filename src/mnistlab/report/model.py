@@ -84,16 +84,22 @@ def mistakes(p, count):
     return wrong[np.argsort(-confidence, kind="stable")[:count]]
 
 
+def _image_grid(count, columns, cell_width, cell_height, title_space, hspace):
+    """(figure, axes) of an empty grid of ``count`` image cells, ``columns`` to a row, axes off."""
+    rows = max(1, -(-count // columns))
+    height = cell_height * rows + 0.5
+    figure = new_figure(cell_width * columns, height, layout=None)
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.01, top=1 - title_space / height, hspace=hspace, wspace=0.1))).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    return figure, axes
+
+
 def mistakes_figure(p, count=24, columns=8):
     """A grid of the most confident mistakes, each titled 'true 4 → 9' with the confidence in the 9."""
     chosen = mistakes(p, count)
-    rows = max(1, -(-len(chosen) // columns))
-    height = 1.5 * rows + 0.5
-    figure = new_figure(1.3 * columns, height, layout=None)
-    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
-        left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, hspace=0.45, wspace=0.1))).ravel()
-    for ax in axes:
-        ax.set_axis_off()
+    figure, axes = _image_grid(len(chosen), columns, 1.3, 1.5, 0.75, hspace=0.45)
     for ax, i in zip(axes, chosen):
         guess = p.predicted[i]
         ax.imshow(p.images[i].reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255)
@@ -112,13 +118,7 @@ def weights_figure(p, count=64, columns=16):
         raise InputError(f"{p.name}: first layer has {weights.shape[0]} inputs, not {SIDE}x{SIDE} pixels")
     count = min(count, weights.shape[1])
     columns = min(columns, count)
-    rows = -(-count // columns)
-    height = 0.8 * rows + 0.5
-    figure = new_figure(0.8 * columns, height, layout=None)
-    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
-        left=0.01, right=0.99, bottom=0.02, top=1 - 0.45 / height, hspace=0.08, wspace=0.08))).ravel()
-    for ax in axes:
-        ax.set_axis_off()
+    figure, axes = _image_grid(count, columns, 0.8, 0.8, 0.45, hspace=0.08)
     for unit, ax in zip(range(count), axes):
         w = weights[:, unit].reshape(SIDE, SIDE)
         scale = float(np.abs(w).max()) or 1.0
