@@ -11,18 +11,24 @@ and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what t
 
 (2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1; 20 client
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
-280x280 drawing as JSON, as the page sends it. Prints p50/p99/max latency, requests per second and
-errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores.
+280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height", "data":
+base64 of one byte per pixel}, about 105 kB), or with ``--payload pixels`` as {"pixels": [[...]]}
+(about 160 kB, slower to read). Prints the payload and its size, p50/p99/max latency, requests per
+second and errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores; the
+clients turn Nagle's algorithm off on their connections, as browsers do.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
-          [--canvas SIDE]   (SIDE: the latency payload's canvas side, default 280)
+          [--canvas SIDE] [--payload compact|pixels]
+      (SIDE: the latency payload's canvas side, default 280; payload: default compact, the page's)
 (default weights: runs/default/model.safetensors, else the newest run under runs/; --quick: 500
 digits and 500 requests, to check the script works)
 """
 
 import argparse
+import base64
 import http.client
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,12 +97,33 @@ serve(app, bind("127.0.0.1", 0), on_ready=lambda url: print(url, flush=True))
 """
 
 
-def latency(weights, total, clients=20, side=CANVAS, seed=0):
+PAYLOADS = ("compact", "pixels")
+
+
+def body_of(canvas, payload):
+    """The JSON body of ``canvas`` (h, w) 0..255 as POST /api/predict takes it, in the ``payload`` form."""
+    ink = np.rint(canvas).astype(np.uint8)
+    if payload == "compact":
+        data = {"width": ink.shape[1], "height": ink.shape[0], "data": base64.b64encode(ink.tobytes()).decode()}
+    else:
+        data = {"pixels": ink.tolist()}
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Connection(http.client.HTTPConnection):
+    """A keep-alive connection with Nagle's algorithm off, as browsers open them."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def latency(weights, total, clients=20, side=CANVAS, payload="compact", seed=0):
     data = load_dataset()
     rng = np.random.default_rng(seed)
     canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
     canvases = [c if side == CANVAS else np.clip(resize(c, (side, side)), 0, 255) for c in canvases]
-    bodies = [json.dumps({"pixels": np.rint(c).astype(int).tolist()}, separators=(",", ":")).encode() for c in canvases]
+    bodies = [body_of(c, payload) for c in canvases]
     runs_dir = Path(weights).resolve().parent.parent
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir)], stdout=subprocess.PIPE,
                               text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
@@ -107,7 +134,7 @@ def latency(weights, total, clients=20, side=CANVAS, seed=0):
         per_client = [total // clients + (i < total % clients) for i in range(clients)]
 
         def client(index, n):
-            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection = Connection(host, int(port), timeout=30)
             mine = []
             for k in range(n + 3):  # 3 warm-up requests per client, not counted
                 body = bodies[(index * 7 + k) % len(bodies)]
@@ -119,7 +146,7 @@ def latency(weights, total, clients=20, side=CANVAS, seed=0):
                     ok = response.status == 200
                 except OSError as e:
                     ok = False
-                    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                    connection = Connection(host, int(port), timeout=30)
                     response = e
                 elapsed = time.perf_counter() - start
                 if k >= 3:
@@ -142,7 +169,7 @@ def latency(weights, total, clients=20, side=CANVAS, seed=0):
         server.wait(timeout=10)
     ms = np.array(times) * 1000
     p50, p99 = np.percentile(ms, [50, 99])
-    print(f"latency: POST /api/predict, {len(ms)} requests of a {side}x{side} JSON canvas "
+    print(f"latency: POST /api/predict, {len(ms)} requests of a {side}x{side} canvas as JSON, payload {payload} "
           f"({statistics.mean(map(len, bodies)) / 1000:.0f} kB), {clients} concurrent clients, {weights}")
     print(f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {ms.max():.1f} ms  {len(ms) / wall:.0f} requests/s  "
           f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}")
@@ -155,6 +182,9 @@ def main():
     parser.add_argument("--only", choices=["robustness", "latency"])
     parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
                         help=f"latency: side of the canvas posted (default {CANVAS}, the page's; 28 to 1024)")
+    parser.add_argument("--payload", choices=PAYLOADS, default="compact",
+                        help='latency: the JSON form posted (default compact: {"width", "height", "data"}, '
+                             'as the page sends; pixels: {"pixels": [[...]]})')
     args = parser.parse_args()
     if args.weights:
         weights = [Path(w) for w in args.weights]
@@ -164,7 +194,7 @@ def main():
     if args.only != "latency":
         robustness(weights, 500 if args.quick else 10_000)
     if args.only != "robustness":
-        latency(weights[0], 500 if args.quick else 5_000, side=args.canvas)
+        latency(weights[0], 500 if args.quick else 5_000, side=args.canvas, payload=args.payload)
 
 
 if __name__ == "__main__":

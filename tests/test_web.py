@@ -5,6 +5,7 @@ The model is a real one: 784-128-10 trained for 3 epochs on the full bundled MNI
 accuracy, a few seconds), so the page's predictions can be checked against the digit drawn.
 """
 
+import base64
 import io
 import json
 import os
@@ -67,6 +68,17 @@ def canvas_with(digit, scale=6.0, top=10, left=100, side=280):
 def post_pixels(client, pixels, model=None):
     params = {"model": model} if model else None
     return client.post("/api/predict", params=params, json={"pixels": np.asarray(pixels).tolist()})
+
+
+def compact_body(canvas):
+    """The compact JSON form of ``canvas`` (h, w) 0..255: {"width", "height", "data": base64 of one byte a pixel}."""
+    ink = np.asarray(canvas).astype(np.uint8)
+    return {"width": ink.shape[1], "height": ink.shape[0], "data": base64.b64encode(ink.tobytes()).decode()}
+
+
+def post_compact(client, canvas, model=None):
+    params = {"model": model} if model else None
+    return client.post("/api/predict", params=params, json=compact_body(canvas))
 
 
 # --- the API ----------------------------------------------------------------------------------------
@@ -162,6 +174,79 @@ def test_bad_pixels_get_a_422_with_a_message_and_the_server_goes_on(client, mnis
     assert post_pixels(client, canvas_with(mnist_test[0][0])).json()["digit"] == mnist_test[1][0]
 
 
+def test_a_canvas_sent_compact_gets_the_same_answer_as_sent_as_pixels(client, mnist_test):
+    images, _ = mnist_test
+    canvases = [canvas_with(images[i], scale=3 + i, top=10 + 20 * i, left=150 - 30 * i) for i in range(4)]
+    canvases += [canvas_with(images[5], scale=2, top=3, left=20, side=100)[:, :60],  # 100 rows, 60 columns
+                 np.zeros((28, 28), int), np.full((1024, 28), 255)]
+    for canvas in canvases:
+        by_pixels, by_compact = post_pixels(client, canvas), post_compact(client, canvas)
+        assert by_pixels.status_code == by_compact.status_code == 200
+        assert by_compact.json() == by_pixels.json()
+    answer = post_compact(client, canvases[0], model="tiny/model.safetensors").json()
+    assert answer == post_pixels(client, canvases[0], model="tiny/model.safetensors").json()
+    assert answer["model"] == "tiny/model.safetensors"
+
+
+def b64(n, value=0):
+    return base64.b64encode(bytes([value]) * n).decode()
+
+
+BAD_COMPACT = [
+    ({"width": 28, "height": 28}, "missing: data"),
+    ({"data": b64(784)}, "missing: width, height"),
+    ({"width": 28, "height": 28, "data": b64(784), "depth": 1}, "unexpected: 'depth'"),
+    ({"width": 28, "height": 28, "data": b64(784), "pixels2": []}, "exactly the fields width, height and data"),
+    ({"width": "28", "height": 28, "data": b64(784)}, "width: expected an integer from 28 to 1024"),
+    ({"width": 28.0, "height": 28, "data": b64(784)}, "width: expected an integer"),
+    ({"width": True, "height": 28, "data": b64(784)}, "width: expected an integer"),
+    ({"width": None, "height": 28, "data": b64(784)}, "width: expected an integer"),
+    ({"width": 28, "height": [28], "data": b64(784)}, "height: expected an integer"),
+    ({"width": 27, "height": 28, "data": b64(756)}, "width: 27 pixels; each side must be 28 to 1024"),
+    ({"width": 28, "height": 1025, "data": b64(28 * 1025)}, "height: 1025 pixels"),
+    ({"width": 28, "height": -28, "data": b64(784)}, "height: -28 pixels"),
+    ({"width": 28, "height": 10 ** 30, "data": b64(784)}, "each side must be 28 to 1024"),
+    ({"width": 28, "height": 28, "data": None}, "data: expected a base64 string"),
+    ({"width": 28, "height": 28, "data": [0] * 784}, "data: expected a base64 string"),
+    ({"width": 28, "height": 28, "data": "!" * 1048}, "data: not valid base64"),
+    ({"width": 28, "height": 28, "data": b64(784)[:-1]}, "data: not valid base64"),  # padding cut
+    ({"width": 28, "height": 28, "data": b64(784).replace("A", "é", 1)}, "data: not valid base64"),
+    ({"width": 28, "height": 28, "data": b64(784) + "\n"}, "data: not valid base64"),
+    ({"width": 28, "height": 28, "data": "=" + b64(784)}, "data: not valid base64"),
+    ({"width": 28, "height": 28, "data": base64.urlsafe_b64encode(bytes(range(256)) * 4)[:1044].decode()},
+     "data: not valid base64"),
+    ({"width": 28, "height": 28, "data": b64(783)}, "data: 783 bytes for a 28x28 canvas; expected width*height = 784"),
+    ({"width": 28, "height": 28, "data": b64(785)}, "data: 785 bytes"),
+    ({"width": 28, "height": 28, "data": ""}, "data: 0 bytes"),
+    ({"width": 40, "height": 28, "data": b64(28 * 28)}, "for a 40x28 canvas"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD_COMPACT)
+def test_a_bad_compact_canvas_gets_a_422_with_a_message_and_the_server_goes_on(client, mnist_test, body, message):
+    answer = client.post("/api/predict", json=body)
+    assert answer.status_code == 422
+    assert message in answer.json()["detail"]
+    assert post_compact(client, canvas_with(mnist_test[0][0])).json()["digit"] == mnist_test[1][0]
+
+
+SIDES = st.integers(20, 40) | st.integers() | st.floats() | st.booleans() | st.none() | st.text(max_size=4) | st.lists(st.integers(), max_size=2)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=SIDES, height=SIDES,
+       data=st.binary(max_size=1700).map(lambda b: base64.b64encode(b).decode()) | st.text(max_size=60)
+       | st.integers() | st.none() | st.lists(st.integers(0, 255), max_size=5),
+       extra=st.dictionaries(st.sampled_from(["width", "height", "data", "x", "pixels", ""]), st.integers(), max_size=2),
+       drop=st.sets(st.sampled_from(["width", "height", "data"]), max_size=3))
+def test_no_compact_canvas_whatsoever_makes_a_server_error(client, width, height, data, extra, drop):
+    body = {key: value for key, value in {"width": width, "height": height, "data": data}.items() if key not in drop}
+    body.update(extra)
+    answer = client.post("/api/predict", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert answer.status_code in (200, 422), answer.text
+    assert "detail" in answer.json() or "digit" in answer.json()
+
+
 def test_a_body_over_the_limit_is_a_413(client):
     answer = client.post("/api/predict", content=b" " * (MAX_BODY_BYTES + 1),
                          headers={"content-type": "application/json"})
@@ -253,6 +338,8 @@ def test_the_api_has_an_openapi_schema_with_both_ways_to_send_a_digit(client):
     assert {"/api/model", "/api/models", "/api/predict"} <= set(schema["paths"])
     body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "multipart/form-data"}
+    forms = body["application/json"]["schema"]["oneOf"]
+    assert [sorted(form["required"]) for form in forms] == [["data", "height", "width"], ["pixels"]]
     assert client.get("/docs").status_code == 200
 
 
@@ -361,8 +448,12 @@ def page(browser, server):
 
 @pytest.mark.parametrize("strokes, digit", [(ONE, "1"), (ZERO, "0"), (SEVEN, "7")], ids=["one", "zero", "seven"])
 def test_a_digit_drawn_with_the_mouse_is_read_and_its_28x28_image_shown(page, strokes, digit):
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/api/predict") else None)
     draw_with_mouse(page, strokes)
     assert shown_prediction(page) == digit
+    assert sent and {"width": 280, "height": 280} == {k: sent[-1][k] for k in ("width", "height")}
+    assert len(base64.b64decode(sent[-1]["data"], validate=True)) == 280 * 280  # the compact form
     width, height, ink = preview_ink(page)
     assert (width, height) == (28, 28) and 20 < ink < 400
     assert "%" in page.inner_text("#confidence")

@@ -1,6 +1,6 @@
 // The draw-a-digit page: strokes on a canvas (pointer events: mouse, touch, pen), sent to
-// POST /api/predict as a grayscale canvas; the server crops, scales and centres it as MNIST did
-// and answers the digit, the 10 probabilities and the 28x28 image the model saw.
+// POST /api/predict as a grayscale canvas (one byte per pixel, base64); the server crops, scales and
+// centres it as MNIST did and answers the digit, the 10 probabilities and the 28x28 image the model saw.
 "use strict";
 
 const canvas = document.getElementById("canvas");
@@ -131,16 +131,18 @@ document.addEventListener("keydown", (event) => {
 });
 brush.addEventListener("input", () => { brushValue.textContent = brush.value; });
 
-// The canvas as rows of 0..255 ink: the strokes' alpha, so the drawing colour does not matter.
-function pixelsJSON() {
+// The canvas as POST /api/predict's compact JSON form: {"width", "height", "data"}, data the base64 of
+// one byte of ink (0..255) per pixel, row by row: the strokes' alpha, so the drawing colour does not
+// matter. About 105 kB for 280x280, read by the server in well under a millisecond.
+function canvasJSON() {
   const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  const rows = new Array(height);
-  const row = new Array(width);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) row[x] = data[4 * (y * width + x) + 3];
-    rows[y] = "[" + row.join(",") + "]";
+  const ink = new Uint8Array(width * height);
+  for (let i = 0; i < ink.length; i++) ink[i] = data[4 * i + 3];
+  const parts = [];
+  for (let i = 0; i < ink.length; i += 0x8000) {  // fromCharCode takes a bounded number of arguments
+    parts.push(String.fromCharCode.apply(null, ink.subarray(i, i + 0x8000)));
   }
-  return '{"pixels":[' + rows.join(",") + "]}";
+  return JSON.stringify({ width, height, data: btoa(parts.join("")) });
 }
 
 function predictUrl() {
@@ -155,7 +157,7 @@ async function predictDrawing() {
   const asked = version;
   try {
     const response = await fetch(predictUrl(), {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: pixelsJSON() });
+      method: "POST", headers: { "Content-Type": "application/json" }, body: canvasJSON() });
     const result = await response.json();
     if (!response.ok) throw new Error(result.detail || response.statusText);
     if (strokes.length || current) show(result, asked);  // a canvas cleared meanwhile stays empty
