@@ -530,3 +530,22 @@ def test_draw_on_a_port_already_taken_is_one_line(cli, runs):
         assert_one_line_error(result, f"--port {port}", "cannot listen")
     finally:
         taken.close()
+
+
+def test_the_server_socket_says_tcp_so_responses_are_sent_without_nagle_delay():
+    import socket
+
+    from mnistlab.web.server import bind
+    sock = bind("127.0.0.1", 0)
+    try:
+        # asyncio sets TCP_NODELAY on accepted sockets only when the listening one says IPPROTO_TCP
+        assert sock.proto == socket.IPPROTO_TCP
+        client = socket.create_connection(sock.getsockname()[:2])
+        accepted, _ = sock.accept()
+        import asyncio.base_events as base_events
+        base_events._set_nodelay(accepted)
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        accepted.close()
+        client.close()
+    finally:
+        sock.close()
