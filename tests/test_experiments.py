@@ -164,3 +164,11 @@ def test_the_same_sweep_runs_on_a_dask_local_cluster(tiny, tmp_path):
 def test_a_shipped_study_is_found_by_name_and_an_unknown_name_says_which_exist(cli, tmp_path):
     assert load_study("batch_size").path == str(EXPERIMENTS / "batch_size.toml")
     assert_one_line_error(cli(["sweep", "batch_sizes", "--out", tmp_path / "out"]), "batch_sizes", "init")
+
+
+def test_a_study_that_varies_nothing_runs_its_base_config_as_configuration_base(tiny, tmp_path):
+    study = write_study(tmp_path, tiny, '[report]\n"base" = 0.5\n')
+    out, rows = run_study(study, tmp_path / "out", jobs=1, log=lambda m: None)
+    assert [(r["config"], r["seed"]) for r in rows] == [("base", 0), ("base", 1)]
+    assert (out / "runs" / "base" / "seed1" / "metrics.json").is_file()
+    assert read_csv(out / "table.csv")[0]["report"] == "0.5"

@@ -85,7 +85,7 @@ class Study:
                 config = validate(updated(base, dict(zip(names, values)), f"{self.path}: [[grid]] {i + 1}"),
                                   f"{self.path}: [[grid]] {i + 1}")
                 varied = {k: format_value(getattr(config, k)) for k in self.varied}
-                key = "+".join(f"{k}={v}" for k, v in varied.items())
+                key = "+".join(f"{k}={v}" for k, v in varied.items()) or "base"  # a study of one configuration
                 if self.quick_data:  # after the key: a quick run keeps its configuration's name
                     config = dataclasses.replace(config, data=self.quick_data[0], test_data=self.quick_data[1],
                                                  epochs=min(config.epochs, QUICK_EPOCHS))
