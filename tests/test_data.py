@@ -492,3 +492,19 @@ def test_a_training_set_missing_classes_or_nearly_gets_a_warning_saying_which(la
 
 def test_the_mnist_training_set_gets_no_class_spread_warning(mnist):
     assert class_spread_warning(mnist.train_labels) is None
+
+
+def test_cached_datasets_are_loaded_once_and_read_only(tmp_path, monkeypatch):
+    import mnistlab.data.sources as sources
+    calls = []
+    real = sources._load_dataset
+    monkeypatch.setattr(sources, "_load_dataset", lambda *a: calls.append(a) or real(*a))
+    sources.cache_datasets()
+    try:
+        first, second = sources.load_dataset(), sources.load_dataset()
+        assert first is second and len(calls) == 1
+        with pytest.raises(ValueError):
+            first.train_images[0, 0] = 1
+    finally:
+        sources.cache_datasets(False)
+    assert sources.load_dataset() is not first and len(calls) == 2

@@ -8,7 +8,7 @@ a caller needs is importable from ``mnistlab.data`` itself.
 from .arrays import class_spread_warning, fingerprint, one_hot, split_validation, to_float
 from .csv import load_csv
 from .idx import PIXELS, load_idx
-from .sources import Dataset, bundled_mnist_dir, export_csv, load_dataset, load_images_labels
+from .sources import Dataset, bundled_mnist_dir, cache_datasets, export_csv, load_dataset, load_images_labels
 
-__all__ = ["PIXELS", "Dataset", "bundled_mnist_dir", "class_spread_warning", "export_csv", "fingerprint", "load_csv", "load_dataset",
+__all__ = ["PIXELS", "Dataset", "bundled_mnist_dir", "cache_datasets", "class_spread_warning", "export_csv", "fingerprint", "load_csv", "load_dataset",
            "load_idx", "load_images_labels", "one_hot", "split_validation", "to_float"]

@@ -37,8 +37,10 @@ def execute(config, run_dir: str) -> dict:
 
     Called in a worker process or on a Dask worker: it never raises, a failure is its row.
     """
+    from ..data import cache_datasets
     from ..run import resume_run, start_run  # imported in the worker, not at sweep start
 
+    cache_datasets()  # a worker's runs share their data set: loaded once per worker, not once per run
     run_dir = Path(run_dir)
     log_path = run_dir / "train.log"
     try:
