@@ -87,10 +87,10 @@ def setting(default, help, metavar, *, choices=None, check=None, shown=None):
 class RunConfig:
     # Data
     data: str | None = setting(
-        None, "folder of MNIST-format IDX files (gzipped or not), or a training CSV", "PATH",
+        None, "a folder of MNIST-format IDX files (gzipped or not), or a training file (CSV or IDX images)", "PATH",
         shown="bundled MNIST")
-    test_data: str | None = setting(None, "test set file: CSV, or IDX with a folder --data; required with a CSV --data",
-                                    "PATH",
+    test_data: str | None = setting(None, "test set: a CSV file, an IDX images file or a folder; required with a "
+                                    "training file", "PATH",
                                     shown="the test set of --data")
     val_fraction: float = setting(0.1, "fraction of the training set held out for validation", "FRACTION",
                                   check=fraction)
