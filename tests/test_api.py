@@ -145,10 +145,10 @@ def test_importing_mnistlab_loads_neither_numpy_nor_the_network():
 
 
 def test_mnistlab_train_stays_the_function_after_the_training_loop_module_is_imported():
-    import mnistlab.train  # noqa: F401  (the module train.py; the package attribute stays the API's function)
-    from mnistlab.train import Trainer
+    import mnistlab
+    from mnistlab.trainer import Trainer
     assert callable(mnistlab.train) and mnistlab.train.__module__ == "mnistlab.api"
-    assert Trainer.__module__ == "mnistlab.train"
+    assert Trainer.__module__ == "mnistlab.trainer"
 
 
 def test_resuming_an_api_run_that_finished_does_nothing(run):

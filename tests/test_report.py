@@ -357,7 +357,7 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(
 def _loaded(code):
     """The matplotlib and training modules loaded by running ``code`` in a fresh interpreter."""
     probe = (f"import sys; {code}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' "
-             "or m in ('mnistlab.train', 'mnistlab.run', 'mnistlab.nn', 'mnistlab.experiments')))")
+             "or m in ('mnistlab.trainer', 'mnistlab.run', 'mnistlab.nn', 'mnistlab.experiments')))")
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(SRC), "PATH": ""}).stdout.strip()
 

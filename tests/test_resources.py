@@ -13,7 +13,7 @@ from mnistlab.errors import InputError
 from mnistlab.nn import Adam, Network, Sgd
 from mnistlab.resources import check_fits, describe, estimate, free_disk
 from mnistlab.stopping import make_stopping
-from mnistlab.train import Trainer
+from mnistlab.trainer import Trainer
 
 N_TRAIN, N_VAL, N_TEST, FEATURES = 1000, 200, 300, 784
 

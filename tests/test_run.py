@@ -17,7 +17,7 @@ from mnistlab.config import load_toml
 from mnistlab.errors import InputError
 from mnistlab.run import RUN_FILES, claim_folder
 from mnistlab.build import load_data
-from mnistlab.train import HISTORY_FIELDS, Trainer
+from mnistlab.trainer import HISTORY_FIELDS, Trainer
 from mnistlab.weights import load_model
 
 

@@ -8,7 +8,7 @@ from conftest import read_history, read_json, tiny_train_args
 from mnistlab.run import load_data
 from mnistlab.config import load_toml
 from mnistlab.stopping import Early, MaxEpochs, Overfit, Patience, Plateau, make_stopping
-from mnistlab.train import Trainer
+from mnistlab.trainer import Trainer
 from mnistlab.weights import load_model
 
 

@@ -11,9 +11,6 @@ line stay light::
     mnist = mnistlab.load_mnist()   # mnist.train_images (60000, 28, 28) uint8, mnist.train_labels, ...
 """
 
-import sys
-import types
-
 __version__ = "0.1.0"
 
 _API = ("train", "load", "load_mnist", "Run", "Model", "MNIST", "InputError")
@@ -35,16 +32,3 @@ def __getattr__(name):  # PEP 562: the API (and with it NumPy and the network) i
 def __dir__():
     return sorted([*globals(), *_API])
 
-
-class _Package(types.ModuleType):
-    """``mnistlab.train`` is the API's function, although the package also holds train.py (the
-    training loop): importing a submodule sets the package attribute of its name, which this skips
-    for that one name. ``from mnistlab.train import Trainer`` works as ever (it reads sys.modules)."""
-
-    def __setattr__(self, name, value):
-        if name == "train" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

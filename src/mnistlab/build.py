@@ -14,7 +14,7 @@ from . import data as datasets
 from .errors import InputError
 from .nn import OPTIMIZERS, Network, Sgd, make_schedule
 from .stopping import make_stopping
-from .train import Trainer
+from .trainer import Trainer
 from .weights import load_model
 
 CLASSES = 10

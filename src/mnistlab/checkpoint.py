@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .train import Best
+from .trainer import Best
 from .weights import (CHECKPOINT_LAYOUT, MODEL_LAYOUT, layer_tensors, network_tensors, parameter_tensors, read_file,
                       write_file)
 

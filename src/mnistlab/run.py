@@ -27,7 +27,7 @@ from .data import class_spread_warning
 from .errors import InputError
 from .files import remove_stale_temporaries, write_json, write_text
 from .resources import check_fits, describe, estimate
-from .train import HISTORY_FIELDS, SCORE_FIELDS
+from .trainer import HISTORY_FIELDS, SCORE_FIELDS
 from .weights import load_model, save_model
 
 CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS = \
