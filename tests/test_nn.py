@@ -229,3 +229,12 @@ def test_schedules_give_the_documented_rates():
     assert [step(e) for e in (0, 9, 10, 25)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
     cosine = make_schedule("cosine", 0.1, 10)
     assert [cosine(0), cosine(5), cosine(10)] == pytest.approx([0.1, 0.05, 0.0])
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_one_image_gets_the_logits_it_gets_in_a_batch(activation):
+    net = Network.initialized([784, 64, 32, 10], "he", np.random.default_rng(5), activation)
+    x = np.random.default_rng(6).random((5, 784), dtype=np.float32)
+    batched = net.logits(x)
+    for row in range(len(x)):  # a single row takes the matrix-vector path
+        np.testing.assert_allclose(net.logits(x[row:row + 1]), batched[row:row + 1], rtol=1e-5, atol=1e-5)

@@ -71,9 +71,12 @@ class Network:
         a = np.ascontiguousarray(x, dtype=self.dtype)
         last = len(self.weights) - 1
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            out = np.empty((len(a), W.shape[1]), self.dtype)
-            out[...] = b  # then gemm adds a @ W on top (beta=1): the bias costs no extra pass
-            a = gemm(out, a, W, beta=1.0)
+            if len(a) == 1:  # one image (the drawing page): BLAS's matrix-vector product, through
+                a = (a[0] @ W + b)[None]  # NumPy, is 3.5x faster than gemm with one row (0.15 ms
+            else:  # against 0.53 ms for 784-1200-1200-10)
+                out = np.empty((len(a), W.shape[1]), self.dtype)
+                out[...] = b  # then gemm adds a @ W on top (beta=1): the bias costs no extra pass
+                a = gemm(out, a, W, beta=1.0)
             if i < last:
                 a = self.activation.forward(a)
         return a
