@@ -97,6 +97,8 @@ def _dask(pending, scheduler, jobs):
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
+    """A run still to do, as a worker gets it: its config (one BLAS thread) and its absolute folder."""
+
     config: object
     path: str
 
@@ -123,7 +125,7 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
     failed = 0
     started = time.perf_counter()
     runs = _local(pending, jobs) if backend == "local" else _dask(pending, scheduler, jobs)
-    for finished, (spec, row) in enumerate(runs, 1):
+    for finished, (_, row) in enumerate(runs, 1):
         failed += row["status"] == "failed"
         rows = write_tables(study, out_dir, specs)  # after every run: a kill loses nothing finished
         bar.update(1)
