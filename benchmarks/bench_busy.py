@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from mnistlab.nn.cores import busy_jiffies, process_jiffies  # the same /proc readings the sharing uses
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 2.3
 TRAIN_N, QUICK_N = 54_000, 6_000
@@ -55,21 +57,6 @@ def child(epochs, images):
                   flush=True)
 
 
-def busy_jiffies():
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
-    return time.monotonic(), user + nice + system + irq + softirq
-
-
-def process_jiffies(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def run_together(count, epochs, images, share):
     """Start ``count`` trainings, let them go at once; (per-process epoch records, other load in cores)."""
     env = dict(os.environ, MNISTLAB_SHARE_CORES="1" if share else "0")
@@ -77,14 +64,14 @@ def run_together(count, epochs, images, share):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     for p in procs:
         json.loads(p.stdout.readline())  # ready: data loaded
-    t0, busy0 = busy_jiffies()
-    mine0 = sum(process_jiffies(p.pid) for p in procs)
+    t0, busy0 = time.monotonic(), busy_jiffies()
+    mine0 = sum(process_jiffies(p.pid) or 0 for p in procs)
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
     records = [[json.loads(line) for line in p.stdout] for p in procs]
-    t1, busy1 = busy_jiffies()
-    mine1 = sum(process_jiffies(p.pid) for p in procs)  # read before they are reaped
+    t1, busy1 = time.monotonic(), busy_jiffies()
+    mine1 = sum(process_jiffies(p.pid) or 0 for p in procs)  # read before they are reaped
     for p in procs:
         if p.wait():
             sys.exit(f"a training process failed (exit {p.returncode})")

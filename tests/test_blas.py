@@ -223,8 +223,8 @@ def test_the_foreign_load_is_the_machines_busy_time_less_the_registered_processe
     readings = iter([(0.0, 0, {1: 0, 2: 0}), (2.0, 3 * hz, {1: hz, 2: hz // 2})])
     clock, busy, jiffies = next(readings)
     monkeypatch.setattr(cores.time, "monotonic", lambda: clock)
-    monkeypatch.setattr(cores, "_busy_jiffies", lambda: busy)
-    monkeypatch.setattr(cores, "_process_jiffies", lambda pid: jiffies[pid])
+    monkeypatch.setattr(cores, "busy_jiffies", lambda: busy)
+    monkeypatch.setattr(cores, "process_jiffies", lambda pid: jiffies[pid])
     share = CoreShare(2)
     assert share._foreign_load({1, 2}) == 0.0  # nothing measured yet
     clock, busy, jiffies = next(readings)

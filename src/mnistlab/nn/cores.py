@@ -61,14 +61,14 @@ def divide(cores, limits):
     return [max(1, s) for s in shares]
 
 
-def _busy_jiffies():
+def busy_jiffies():
     """Jiffies the machine has spent running anything (steal excluded: not a process of ours to avoid)."""
     with open("/proc/stat") as f:
         user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
     return user + nice + system + irq + softirq
 
 
-def _process_jiffies(pid):
+def process_jiffies(pid):
     """CPU jiffies (user + system, every thread) of a process, or None if it is gone or unreadable."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -161,7 +161,7 @@ class CoreShare:
     def _foreign_load(self, pids):
         """Cores kept busy since the last call by processes neither this one nor registered."""
         try:
-            now = (time.monotonic(), _busy_jiffies(), {pid: _process_jiffies(pid) for pid in pids})
+            now = (time.monotonic(), busy_jiffies(), {pid: process_jiffies(pid) for pid in pids})
         except (OSError, ValueError):
             return 0.0
         before, self._snapshot = self._snapshot, now
