@@ -8,8 +8,7 @@
               backward variance, suited to tanh and sigmoid.
 - ``he_report``, ``xavier_report``: the formulas of the study this project grew from, which put the
               factor 2 outside the square root: std = 2 / sqrt(fan_in) and 2 / sqrt(fan_in + fan_out),
-              so sqrt(2) (he) and sqrt(2 * 784 / 794) ~ 1.40 (xavier, first layer) times the standard
-              std. Shipped so its experiments can be repeated as run, beside the standard ones.
+              so each is sqrt(2) times the standard std. Shipped so its experiments can be repeated as run, beside the standard ones.
 
 Biases always start at zero. Look initializers up by name in ``INITIALIZERS``.
 """
