@@ -172,3 +172,11 @@ def test_a_study_that_varies_nothing_runs_its_base_config_as_configuration_base(
     assert [(r["config"], r["seed"]) for r in rows] == [("base", 0), ("base", 1)]
     assert (out / "runs" / "base" / "seed1" / "metrics.json").is_file()
     assert read_csv(out / "table.csv")[0]["report"] == "0.5"
+
+
+def test_runs_start_longest_first_so_no_long_run_is_left_alone_at_the_end(tiny, tmp_path):
+    study = write_study(tmp_path, tiny, "[[grid]]\nhidden = [[4], [64], [16]]\n")
+    lines = []
+    run_study(study, tmp_path / "out", jobs=1, log=lines.append)  # one worker: finish order = start
+    done = [line.split()[1] for line in lines if line.startswith("[")]
+    assert done == ["hidden=64", "hidden=64", "hidden=16", "hidden=16", "hidden=4", "hidden=4"]
