@@ -11,15 +11,16 @@ and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what t
 
 (2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1; 20 client
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
-280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height", "data":
-base64 of one byte per pixel}, about 105 kB), or with ``--payload pixels`` as {"pixels": [[...]]}
-(about 160 kB, slower to read). Prints the payload and its size, p50/p99/max latency, requests per
+280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height",
+"encoding": "deflate", "data": base64 of the zlib-compressed bytes, one per pixel}, about 1.5 kB); with
+``--payload compact`` the same bytes uncompressed (about 105 kB), with ``--payload pixels`` as
+{"pixels": [[...]]} (about 160 kB, slowest to read). Prints the payload and its size, p50/p99/max latency, requests per
 second and errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores; the
 clients turn Nagle's algorithm off on their connections, as browsers do.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
-          [--canvas SIDE] [--payload compact|pixels]
-      (SIDE: the latency payload's canvas side, default 280; payload: default compact, the page's)
+          [--canvas SIDE] [--payload deflate|compact|pixels]
+      (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's)
 (default weights: runs/default/model.safetensors, else the newest run under runs/; --quick: 500
 digits and 500 requests, to check the script works)
 """
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -97,14 +99,17 @@ serve(app, bind("127.0.0.1", 0), on_ready=lambda url: print(url, flush=True))
 """
 
 
-PAYLOADS = ("compact", "pixels")
+PAYLOADS = ("deflate", "compact", "pixels")
 
 
 def body_of(canvas, payload):
     """The JSON body of ``canvas`` (h, w) 0..255 as POST /api/predict takes it, in the ``payload`` form."""
     ink = np.rint(canvas).astype(np.uint8)
-    if payload == "compact":
-        data = {"width": ink.shape[1], "height": ink.shape[0], "data": base64.b64encode(ink.tobytes()).decode()}
+    if payload in ("deflate", "compact"):
+        raw = zlib.compress(ink.tobytes()) if payload == "deflate" else ink.tobytes()
+        data = {"width": ink.shape[1], "height": ink.shape[0], "data": base64.b64encode(raw).decode()}
+        if payload == "deflate":
+            data["encoding"] = "deflate"
     else:
         data = {"pixels": ink.tolist()}
     return json.dumps(data, separators=(",", ":")).encode()
@@ -118,7 +123,7 @@ class Connection(http.client.HTTPConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def latency(weights, total, clients=20, side=CANVAS, payload="compact", seed=0):
+def latency(weights, total, clients=20, side=CANVAS, payload="deflate", seed=0):
     data = load_dataset()
     rng = np.random.default_rng(seed)
     canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
@@ -170,7 +175,7 @@ def latency(weights, total, clients=20, side=CANVAS, payload="compact", seed=0):
     ms = np.array(times) * 1000
     p50, p99 = np.percentile(ms, [50, 99])
     print(f"latency: POST /api/predict, {len(ms)} requests of a {side}x{side} canvas as JSON, payload {payload} "
-          f"({statistics.mean(map(len, bodies)) / 1000:.0f} kB), {clients} concurrent clients, {weights}")
+          f"({statistics.mean(map(len, bodies)) / 1000:.1f} kB), {clients} concurrent clients, {weights}")
     print(f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {ms.max():.1f} ms  {len(ms) / wall:.0f} requests/s  "
           f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}")
 
@@ -182,9 +187,10 @@ def main():
     parser.add_argument("--only", choices=["robustness", "latency"])
     parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
                         help=f"latency: side of the canvas posted (default {CANVAS}, the page's; 28 to 1024)")
-    parser.add_argument("--payload", choices=PAYLOADS, default="compact",
-                        help='latency: the JSON form posted (default compact: {"width", "height", "data"}, '
-                             'as the page sends; pixels: {"pixels": [[...]]})')
+    parser.add_argument("--payload", choices=PAYLOADS, default="deflate",
+                        help='latency: the JSON form posted (default deflate: {"width", "height", "encoding": '
+                             '"deflate", "data"}, as the page sends; compact: the same, not compressed; '
+                             'pixels: {"pixels": [[...]]})')
     args = parser.parse_args()
     if args.weights:
         weights = [Path(w) for w in args.weights]
