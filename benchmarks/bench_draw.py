@@ -9,7 +9,8 @@ through the preprocessing (column "again": what it costs on MNIST's own images),
 ``mnistlab.data.drawing.mnist_like`` (the page's preprocessing; target: within 1.5 points of plain)
 and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what the preprocessing buys.
 
-(2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1; 20 client
+(2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1, as
+``mnistlab draw --workers N`` serves it (N = 1, its default, then 2, one per core); 20 client
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
 280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height",
 "encoding": "deflate", "data": base64 of the zlib-compressed bytes, one per pixel}, about 1.5 kB); with
@@ -19,16 +20,17 @@ second and errors (target: p99 under 20 ms, no errors). Client and server share 
 clients turn Nagle's algorithm off on their connections, as browsers do.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
-          [--canvas SIDE] [--payload deflate|compact|pixels]
-      (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's)
+          [--canvas SIDE] [--payload deflate|compact|pixels] [--workers N [N ...]]
+      (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's;
+      workers: server processes, one latency run each, default 1 2)
 (default weights: runs/default/model.safetensors, else the newest run under runs/; --quick: 500
 digits and 500 requests, to check the script works)
 """
 
 import argparse
 import base64
-import http.client
 import json
+import re
 import socket
 import statistics
 import subprocess
@@ -93,9 +95,9 @@ def robustness(weights, count, seed=0):
 SERVER = """
 import sys
 from mnistlab.web.app import create_app
-from mnistlab.web.server import bind, serve
+from mnistlab.web.server import bind_workers, serve
 app = create_app(sys.argv[1], sys.argv[2])
-serve(app, bind("127.0.0.1", 0), on_ready=lambda url: print(url, flush=True))
+serve(app, bind_workers("127.0.0.1", 0, int(sys.argv[3])), on_ready=lambda url: print(url, flush=True))
 """
 
 
@@ -115,50 +117,79 @@ def body_of(canvas, payload):
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-class Connection(http.client.HTTPConnection):
-    """A keep-alive connection with Nagle's algorithm off, as browsers open them."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection with Nagle's algorithm off, as browsers open them, that posts
+    ready-made requests and reads the answers with the least work in Python: the clients share the
+    machine with the server, so every microsecond they spend is taken from what is measured."""
 
-    def connect(self):
-        super().connect()
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=30)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    @staticmethod
+    def request(host, path, body):
+        return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def post(self, request):
+        """Send ``request``; the answer's (status, body)."""
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        while len(rest) < length:
+            rest += self._recv()
+        self.buffer = rest[length:]
+        return int(head[9:12]), rest[:length]
+
+    def _recv(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def close(self):
+        self.sock.close()
 
 
-def latency(weights, total, clients=20, side=CANVAS, payload="deflate", seed=0):
+def latency(weights, total, clients=20, side=CANVAS, payload="deflate", workers=1, seed=0):
     data = load_dataset()
     rng = np.random.default_rng(seed)
     canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
     canvases = [c if side == CANVAS else np.clip(resize(c, (side, side)), 0, 255) for c in canvases]
     bodies = [body_of(c, payload) for c in canvases]
     runs_dir = Path(weights).resolve().parent.parent
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir)], stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir), str(workers)], stdout=subprocess.PIPE,
                               text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     try:
         url = server.stdout.readline().strip()
         host, port = url.split("//")[1].rstrip("/").split(":")
         times, errors, lock = [], [], threading.Lock()
         per_client = [total // clients + (i < total % clients) for i in range(clients)]
+        requests = [Connection.request(host, "/api/predict", body) for body in bodies]
 
         def client(index, n):
-            connection = Connection(host, int(port), timeout=30)
+            connection = Connection(host, int(port))
             mine = []
             for k in range(n + 3):  # 3 warm-up requests per client, not counted
-                body = bodies[(index * 7 + k) % len(bodies)]
+                request = requests[(index * 7 + k) % len(requests)]
                 start = time.perf_counter()
                 try:
-                    connection.request("POST", "/api/predict", body, {"Content-Type": "application/json"})
-                    response = connection.getresponse()
-                    response.read()
-                    ok = response.status == 200
+                    status, answer = connection.post(request)
+                    ok = status == 200 and (k >= 3 or len(json.loads(answer)["probabilities"]) == 10)
                 except OSError as e:
-                    ok = False
-                    connection = Connection(host, int(port), timeout=30)
-                    response = e
+                    ok, status = False, e
+                    connection.close()
+                    connection = Connection(host, int(port))
                 elapsed = time.perf_counter() - start
                 if k >= 3:
                     mine.append(elapsed)
                     if not ok:
                         with lock:
-                            errors.append(getattr(response, "status", response))
+                            errors.append(status)
+            connection.close()
             with lock:
                 times.extend(mine)
 
@@ -175,7 +206,8 @@ def latency(weights, total, clients=20, side=CANVAS, payload="deflate", seed=0):
     ms = np.array(times) * 1000
     p50, p99 = np.percentile(ms, [50, 99])
     print(f"latency: POST /api/predict, {len(ms)} requests of a {side}x{side} canvas as JSON, payload {payload} "
-          f"({statistics.mean(map(len, bodies)) / 1000:.1f} kB), {clients} concurrent clients, {weights}")
+          f"({statistics.mean(map(len, bodies)) / 1000:.1f} kB), {clients} concurrent clients, "
+          f"{workers} server worker{'s' if workers > 1 else ''}, {weights}")
     print(f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {ms.max():.1f} ms  {len(ms) / wall:.0f} requests/s  "
           f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}")
 
@@ -191,6 +223,8 @@ def main():
                         help='latency: the JSON form posted (default deflate: {"width", "height", "encoding": '
                              '"deflate", "data"}, as the page sends; compact: the same, not compressed; '
                              'pixels: {"pixels": [[...]]})')
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], metavar="N",
+                        help="latency: server worker processes, one run each (default: 1 2)")
     args = parser.parse_args()
     if args.weights:
         weights = [Path(w) for w in args.weights]
@@ -200,7 +234,8 @@ def main():
     if args.only != "latency":
         robustness(weights, 500 if args.quick else 10_000)
     if args.only != "robustness":
-        latency(weights[0], 500 if args.quick else 5_000, side=args.canvas, payload=args.payload)
+        for workers in args.workers:
+            latency(weights[0], 500 if args.quick else 5_000, side=args.canvas, payload=args.payload, workers=workers)
 
 
 if __name__ == "__main__":

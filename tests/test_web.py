@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,6 +364,8 @@ def test_the_api_has_an_openapi_schema_with_both_ways_to_send_a_digit(client):
     assert set(body) == {"application/json", "multipart/form-data"}
     forms = body["application/json"]["schema"]["oneOf"]
     assert [sorted(form["required"]) for form in forms] == [["data", "height", "width"], ["pixels"]]
+    for path, method in (("/api/predict", "post"), ("/api/model", "get")):  # ?model= is documented on both
+        assert [q["name"] for q in schema["paths"][path][method]["parameters"]] == ["model"]
     assert client.get("/docs").status_code == 200
 
 
@@ -395,6 +398,39 @@ def test_draw_serves_the_newest_run_on_127_0_0_1_and_prints_the_address(runs, tm
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def children_of(pid):
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_draw_with_two_workers_answers_on_one_port_and_sigterm_stops_every_worker(runs, tmp_path):
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "draw", "--no-browser", "--port", "0", "--workers",
+                             "2", "--weights", str(runs / "tiny" / "model.safetensors")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "2 worker processes" in line
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        workers = children_of(proc.pid)
+        assert len(workers) == 2
+        for _ in range(20):  # a new connection each time: the kernel spreads them over the workers
+            with urllib.request.urlopen(url + "api/model", timeout=10) as response:
+                assert json.load(response)["name"].endswith("tiny/model.safetensors")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "65"])
+def test_draw_with_a_bad_number_of_workers_is_one_line(cli, runs, value):
+    result = cli(["draw", "--no-browser", "--workers", value, "--weights", runs / "tiny" / "model.safetensors"])
+    assert_one_line_error(result, "--workers", value)
 
 
 # --- the page in a real browser ---------------------------------------------------------------------
@@ -551,8 +587,10 @@ def test_draw_on_a_port_already_taken_is_one_line(cli, runs):
     taken = bind("127.0.0.1", 0)
     try:
         port = taken.getsockname()[1]
-        result = cli(["draw", "--no-browser", "--port", port, "--weights", runs / "tiny" / "model.safetensors"])
-        assert_one_line_error(result, f"--port {port}", "cannot listen")
+        for workers in ("1", "2"):  # two workers share a port between themselves, never with another program
+            result = cli(["draw", "--no-browser", "--port", port, "--workers", workers,
+                          "--weights", runs / "tiny" / "model.safetensors"])
+            assert_one_line_error(result, f"--port {port}", "cannot listen")
     finally:
         taken.close()
 
