@@ -520,6 +520,22 @@ def test_a_digit_drawn_with_the_mouse_is_read_and_its_28x28_image_shown(page, st
     assert "%" in page.inner_text("#confidence")
 
 
+def test_a_browser_without_compression_streams_sends_the_bytes_as_they_are(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.add_init_script("delete window.CompressionStream")
+    page = context.new_page()
+    try:
+        sent = []
+        page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/api/predict") else None)
+        page.goto(server)
+        page.wait_for_selector("#model option", state="attached")
+        draw_with_mouse(page, SEVEN)
+        assert shown_prediction(page) == "7"
+        assert sent[-1]["encoding"] == "raw" and len(base64.b64decode(sent[-1]["data"])) == 280 * 280
+    finally:
+        context.close()
+
+
 def test_clear_empties_the_canvas_the_prediction_and_the_preview(page):
     draw_with_mouse(page, SEVEN)
     assert shown_prediction(page) == "7"
