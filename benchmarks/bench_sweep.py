@@ -2,14 +2,21 @@
 
 A 5-repeat study of two small networks (batch 32 and 64: 10 runs, so two workers can share them
 evenly) on the bundled MNIST is swept into a fresh folder with each job count in turn, alternating (1, 2, 1, 2, ...), and the script prints each sweep's wall time and the
-median of the paired ratios. Run it on a quiet machine:
+median of the paired ratios. It then measures the machine's own ceiling for such a sweep: one
+training of the same network (one BLAS thread, core sharing off) alone, then two at once, alternating;
+if two at once each take k times as long as one alone, no two-job sweep can be more than 2/k faster
+than one job, whatever the runner does. Run it on a quiet machine:
 
     python benchmarks/bench_sweep.py            # 3 pairs, 100-100 at batch 32 for 3 epochs
     python benchmarks/bench_sweep.py --quick    # 1 pair, 1 epoch
 """
 
 import argparse
+import csv
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +59,36 @@ def main():
             ratios.append(one / two)
             print(f"{pair + 1:4d}  {one:8.1f}  {two:8.1f}  {one / two:8.2f}")
     print(f"median speed-up of --jobs 2 over --jobs 1: {statistics.median(ratios):.2f}x (target >= 1.8x)")
+    ceiling(pairs, epochs)
+
+
+def training_seconds(out, epochs):
+    """Start ``mnistlab train`` of the benchmark's network into ``out``; a function that waits for it
+    and returns its training time (the sum of history.csv's epoch seconds)."""
+    command = [sys.executable, "-m", "mnistlab.cli", "train", "--hidden", "100,100", "--batch-size", "32",
+               "--epochs", str(epochs), "--threads", "1", "--no-progress", "--out", str(out)]
+    process = subprocess.Popen(command, env=dict(os.environ, MNISTLAB_SHARE_CORES="0"), stdout=subprocess.DEVNULL)
+
+    def wait():
+        assert process.wait() == 0, command
+        with open(Path(out) / "history.csv", newline="") as f:
+            return sum(float(row["seconds"]) for row in csv.DictReader(f))
+    return wait
+
+
+def ceiling(rounds, epochs):
+    """Print how much slower two single-thread trainings run side by side than one alone, and the
+    speed-up that leaves a two-job sweep at most."""
+    solo, side_by_side = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            solo.append(training_seconds(Path(tmp) / f"solo{r}", epochs)())
+            waits = [training_seconds(Path(tmp) / f"{name}{r}", epochs) for name in "ab"]
+            side_by_side += [wait() for wait in waits]
+    slowdown = statistics.mean(side_by_side) / statistics.mean(solo)
+    print(f"the machine's ceiling: one 784-100-100-10 training ({epochs} epochs, batch 32, one thread) trains in "
+          f"{statistics.mean(solo):.2f} s alone and {statistics.mean(side_by_side):.2f} s beside another "
+          f"({slowdown:.2f}x, {rounds} rounds), so a two-job sweep gains at most {2 / slowdown:.2f}x")
 
 
 if __name__ == "__main__":
