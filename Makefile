@@ -28,7 +28,7 @@ test: install-test
 	$(BIN)/python -m pytest
 
 # Every study of the report, one after the other (hours of 2-core time; rerun to resume).
-STUDIES ?= init batch_size fine_tuning stopping architecture
+STUDIES ?= init batch_size stopping stopping_fast fine_tuning augmentation architecture best
 studies: install-test
 	for s in $(STUDIES); do $(BIN)/mnistlab sweep experiments/$$s.toml --no-progress || exit 1; done
 
