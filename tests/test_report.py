@@ -275,8 +275,6 @@ def _rewrite(path, old, new):
 BROKEN_STUDIES = {
     "missing runs.csv": (lambda s: (s / "runs.csv").unlink(), "runs.csv: no such file"),
     "empty runs.csv": (lambda s: (s / "runs.csv").write_text(""), "runs.csv: empty file"),
-    "no runs": (lambda s: (s / "runs.csv").write_text((s / "runs.csv").read_text().splitlines()[0]),
-                "runs.csv: no runs listed"),
     "bad status": (lambda s: _rewrite(s / "runs.csv", ",finished,", ",done,"), "runs.csv:2: status 'done'"),
     "bad accuracy": (lambda s: _rewrite(s / "runs.csv", ",finished,0.", ",finished,zero"),
                      "runs.csv:2: test_accuracy: 'zero"),
@@ -297,6 +295,19 @@ def test_a_damaged_study_gives_one_line_and_exit_2_for_plot_and_report(study_dir
     assert_one_line_error(cli(["plot", study]), message)
     assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r.html"]), message)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_study_with_no_ended_run_is_named_in_the_report_beside_the_others(study_dir, tmp_path, cli):
+    copy(study_dir, tmp_path, "hidden")
+    waiting = copy(study_dir, tmp_path, "waiting")
+    (waiting / "runs.csv").write_text((waiting / "runs.csv").read_text().splitlines()[0] + "\n")  # header only
+    assert_one_line_error(cli(["plot", waiting]), "runs.csv: no runs listed")
+    result = cli(["report", tmp_path, "--out", tmp_path / "r.html"])
+    assert result.code == 0, result.err
+    page = (tmp_path / "r.html").read_text()
+    assert "No run has ended yet in: waiting." in page and 'id="hidden"' in page
+    shutil.rmtree(tmp_path / "hidden")
+    assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r2.html"]), "no run has ended yet in waiting")
 
 
 def test_plot_without_folders_or_weights_and_report_of_an_empty_folder_are_input_errors(tmp_path, cli):

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import write_text
 from .figures import png_bytes
-from .records import find_studies, load_histories, read_study
+from .records import find_studies, has_no_runs, load_histories, read_study
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -110,8 +110,13 @@ def model_section(weights, data=None):
 
 def build_report(results_dir, weights=None, data=None, title="mnistlab results"):
     """The report page as text. ``weights``: a model for the confusion/mistakes section, or None."""
-    studies = [load_histories(read_study(folder)) for folder in find_studies(results_dir)]
+    folders = find_studies(results_dir)
+    waiting = [folder for folder in folders if has_no_runs(folder)]  # a sweep whose first runs are still going
+    studies = [load_histories(read_study(folder)) for folder in folders if folder not in waiting]
     if not studies and not weights:
+        if waiting:
+            raise InputError(f"{results_dir}: no run has ended yet in {', '.join(f.name for f in waiting)}, "
+                             "and no --weights")
         raise InputError(f"{results_dir}: no study folders (with runs.csv and table.csv) and no --weights")
     contents = "".join(f'<li><a href="#{html.escape(s.name, quote=True)}">{html.escape(s.title)}</a></li>'
                        for s in studies)
@@ -123,6 +128,9 @@ def build_report(results_dir, weights=None, data=None, title="mnistlab results")
             "“report” is the number the student report gave, “ours − report” the difference in percentage "
             "points.</p>",
             f"<ul>{contents}</ul>"]
+    if waiting:
+        body.append(f'<p class="note">No run has ended yet in: '
+                    f"{html.escape(', '.join(f.name for f in waiting))}.</p>")
     body += [study_section(s) for s in studies]
     if weights:
         body.append(model_section(weights, data))

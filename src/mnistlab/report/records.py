@@ -183,6 +183,15 @@ def is_study(folder):
     return (folder / "runs.csv").is_file() or (folder / "table.csv").is_file() or (folder / "study.json").is_file()
 
 
+def has_no_runs(folder):
+    """True for a study folder whose runs.csv is sound but lists no run yet (a sweep still on its first
+    runs); a damaged runs.csv is for ``read_study`` to report."""
+    try:
+        return not read_csv_rows(Path(folder) / "runs.csv", RUNS_COLUMNS)
+    except InputError:
+        return False
+
+
 def read_study(folder):
     """A study folder (study.json optional; runs.csv and table.csv required)."""
     folder = Path(folder)
