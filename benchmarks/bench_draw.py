@@ -10,7 +10,7 @@ through the preprocessing (column "again": what it costs on MNIST's own images),
 and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what the preprocessing buys.
 
 (2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1, as
-``mnistlab draw --workers N`` serves it (N = 1, its default, then 2, one per core); 20 client
+``mnistlab draw --workers N`` serves it (N = 1, then 2: one per core, the default here); 20 client
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
 280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height",
 "encoding": "deflate", "data": base64 of the zlib-compressed bytes, one per pixel}, about 1.5 kB); with

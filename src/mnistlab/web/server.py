@@ -94,10 +94,14 @@ def serve(app, socks, open_browser=False, on_ready=print):
     """
     socks = socks if isinstance(socks, list) else [socks]
     url = url_of(socks[0])
-    if len(socks) == 1:
+
+    def announce():
         on_ready(url)
         if open_browser:
             threading.Timer(0.5, webbrowser.open, (url,)).start()
+
+    if len(socks) == 1:
+        announce()
         _run(app, socks[0])
         return
     context = multiprocessing.get_context("fork")
@@ -114,9 +118,7 @@ def serve(app, socks, open_browser=False, on_ready=print):
                 os.kill(worker.pid, signal.SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, stop)
-    on_ready(url)
-    if open_browser:
-        threading.Timer(0.5, webbrowser.open, (url,)).start()
+    announce()
     try:
         for worker in workers:
             while worker.is_alive():
