@@ -14,7 +14,7 @@ from report_fixtures import make_diverged, make_study
 from mnistlab.report.curves import curves_figure, runs_figure, write_curves
 from mnistlab.report.model import confusion_figure, mistakes, mistakes_figure, predict_set, weights_figure
 from mnistlab.report.records import load_histories, read_run, read_study
-from mnistlab.report.study import accuracy_figure, curves_band_figure
+from mnistlab.report.study import accuracy_figure, config_label, curves_band_figure
 
 EPOCHS = 3
 
@@ -162,9 +162,15 @@ def test_study_figure_shows_every_repeat_the_mean_the_report_and_the_diverged_an
     assert collection(ax, "report")[:, 0] == pytest.approx([97.48])
     means = [c for c in ax.containers]  # the errorbar: one mean per configuration with an accuracy
     assert len(means[0].lines[0].get_xdata()) == 2
-    assert any(t.get_text() == "report: overflow" for t in ax.texts)
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert len(ticks) == 3 and "1 diverged, 1 failed" in ticks[2]
+    assert ["report: overflow" in t for t in ticks] == [False, True, False]  # the report's text, not a number
+
+
+def test_a_configuration_label_wraps_between_settings_not_inside_one():
+    label = config_label({"label": "hidden 100-100-100-100, batch_size 8, epochs 100", "config": "c"}, width=34)
+    assert label.split("\n") == ["hidden 100-100-100-100,", "batch_size 8, epochs 100"]
+    assert config_label({"label": "x" * 50, "config": "c"}, width=20).split("\n") == ["x" * 20, "x" * 20, "x" * 10]
 
 
 def test_study_bands_have_one_mean_line_per_configuration_with_finished_runs(study_dir):

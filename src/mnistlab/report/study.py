@@ -1,11 +1,12 @@
 """A study's figures: test accuracy per configuration, and each configuration's learning curves as a band.
 
 ``accuracy_figure(study)`` puts one row per configuration of table.csv: every repeat's test accuracy
-as a dot, mean ± std as a black diamond with error bar, the student report's number as a red bar, and
-diverged or failed repeats as crosses and squares at the left edge. ``curves_band_figure(study)``
-draws, per configuration, the mean validation loss and accuracy over its finished repeats with a
-band of ± one standard deviation. Both take a ``records.Study`` (with ``load_histories`` applied for
-the band figure) and return a matplotlib Figure.
+as a dot, mean ± std as a black diamond with error bar, the student report's number as a red bar (its
+text, such as "overflow", in the row's label), and diverged or failed repeats as crosses and squares
+at the left edge. ``curves_band_figure(study)`` draws, per configuration, the mean validation loss and
+accuracy over its finished repeats with a band of ± one standard deviation (beyond ten configurations
+the colours repeat with dashed lines). Both take a ``records.Study`` (with ``load_histories`` applied
+for the band figure) and return a matplotlib Figure.
 """
 
 import math
@@ -16,9 +17,18 @@ import numpy as np
 from .figures import log_scale, new_figure
 
 def config_label(row, width=40):
-    """A configuration's label for an axis: the table's human text, wrapped."""
+    """A configuration's label for an axis: the table's human text, wrapped between its settings
+    ("hidden 100-100, batch_size 8," then "epochs 100") rather than inside one."""
     text = row.get("label") or row["config"]
-    return "\n".join(textwrap.wrap(text, width)) or row["config"]
+    lines = []
+    for part in text.split(", "):
+        if lines and len(lines[-1]) + len(part) + 2 <= width:
+            lines[-1] += ", " + part
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.extend(textwrap.wrap(part, width) or [part])
+    return "\n".join(lines) or row["config"]
 
 
 def accuracy_figure(study):
@@ -54,11 +64,6 @@ def accuracy_figure(study):
     if failed:
         ax.scatter([0.05] * len(failed), failed, marker="s", s=30, color="gray", transform=edge, zorder=5,
                    gid="failed", label="failed (error)")
-    for y, row in zip(ys, rows):  # the report's text where it has no number ("overflow")
-        text = (row.get("report") or "").strip()
-        if text and row["report_value"] is None:
-            ax.annotate(f"report: {text}", (0.98, y), xycoords=edge, ha="right", va="center", color="C3",
-                        fontsize="small")
     ax.set_yticks(ys, [_tick(row) for row in rows], fontsize="small")
     ax.set_ylim(-0.6, len(rows) - 0.4)
     xmin, xmax = ax.get_xlim()
@@ -80,7 +85,9 @@ def _tick(row):
     if not math.isfinite(row["std"]) and math.isfinite(row["mean"]):
         mean = f"{100 * row['mean']:.2f}%"
     counts = [f"{row[k]} {k}" for k in ("diverged", "failed") if str(row.get(k, "0")).strip() not in ("", "0")]
-    return f"{config_label(row)}\n{mean}" + (f" ({', '.join(counts)})" if counts else "")
+    reported = (row.get("report") or "").strip()  # the report's text where it has no number ("overflow")
+    said = f"; report: {reported}" if reported and row["report_value"] is None else ""
+    return f"{config_label(row)}\n{mean}" + (f" ({', '.join(counts)})" if counts else "") + said
 
 
 def mean_std_by_epoch(series):
@@ -107,12 +114,13 @@ def curves_band_figure(study):
     rows = study.table
     figure = new_figure(11, 4.4 + 0.2 * len(rows))
     loss_ax, acc_ax = figure.subplots(1, 2)
-    colors = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"].colors
+    colors = matplotlib.colormaps["tab10"].colors  # beyond ten configurations, the colours repeat dashed
+    styles = ("-", "--", ":", "-.")
     part = "val" if any(math.isfinite(v) for r in study.histories.values() for v in r.history["val_loss"]) \
         else "train"
     handles = []
     for i, row in enumerate(rows):
-        color = colors[i % len(colors)]
+        color, style = colors[i % len(colors)], styles[i // len(colors) % len(styles)]
         runs = [study.histories[r["run_dir"]] for r in study.runs_of(row["config"])
                 if r["status"] == "finished" and r["run_dir"] in study.histories]
         left_out = len(study.runs_of(row["config"])) - len(runs)
@@ -120,11 +128,11 @@ def curves_band_figure(study):
             epochs, mean, std = mean_std_by_epoch([r.history[f"{part}_{key}"] for r in runs])
             if not len(epochs):
                 continue
-            line, = ax.plot(epochs, scale * mean, color=color, gid=f"band-{key}:{i}",
+            line, = ax.plot(epochs, scale * mean, color=color, linestyle=style, gid=f"band-{key}:{i}",
                             marker="." if len(epochs) < 30 else None)
             ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=color, alpha=0.2, linewidth=0)
         note = f"{len(runs)} finished" + (f", {left_out} diverged/failed left out" if left_out else "")
-        handles.append(matplotlib.lines.Line2D([], [], color=color, linewidth=6, alpha=0.5,
+        handles.append(matplotlib.lines.Line2D([], [], color=color, linestyle=style, linewidth=2,
                                                label=f"{row.get('label') or row['config']} ({note})"))
     what = "validation" if part == "val" else "training"
     loss_ax.set(xlabel="epoch", ylabel=f"{what} loss", title=f"{what.capitalize()} loss, mean ± std over repeats")
