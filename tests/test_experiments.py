@@ -73,6 +73,19 @@ def test_a_sweep_writes_one_row_per_run_with_the_varied_keys_and_seeds(tiny, tmp
     assert float(table["batch_size=16"]["difference"]) == pytest.approx(100 * (sum(accuracies) / 2 - 0.9), abs=0.01)
 
 
+def test_a_varied_setting_named_like_a_result_keeps_both_columns(tiny, tmp_path):
+    # The plateau rule with a huge tolerance stops every run after its 2-epoch window, before epochs = 4.
+    study = write_study(tmp_path, tiny, 'stop = "plateau"\nplateau_window = 2\nplateau_tolerance = 100.0\n'
+                                        "[[grid]]\nepochs = [4]\n")
+    out, _ = run_study(study, tmp_path / "out", jobs=1, log=lambda m: None)
+    for name in ("runs.csv", "table.csv"):
+        header = (out / name).read_text().splitlines()[0].split(",")
+        assert len(header) == len(set(header)) and "config_epochs" in header
+    runs = read_csv(out / "runs.csv")
+    assert [(r["config_epochs"], r["epochs"]) for r in runs] == [("4", "2"), ("4", "2")]
+    assert [t["config_epochs"] for t in read_csv(out / "table.csv")] == ["4"]
+
+
 def test_rerunning_a_finished_sweep_runs_nothing_and_table_rebuilds_the_same_files(tiny, tmp_path):
     study = write_study(tmp_path, tiny, "[[grid]]\nbatch_size = [16]\n")
     out, _ = run_study(study, tmp_path / "out", jobs=1, log=lambda m: None)

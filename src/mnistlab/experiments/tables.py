@@ -23,6 +23,17 @@ TABLE_FIELDS = ("config", "label", "repeats", "finished", "diverged", "failed", 
                 "epochs_mean", "stop_reasons", "seconds_mean", "report", "difference")
 
 
+def varied_column(key):
+    """The column of a varied setting in runs.csv and table.csv: its name, or ``config_<name>`` when a
+    result has that name (a study varying ``epochs`` keeps ``epochs``, the epochs run, beside
+    ``config_epochs``, the setting)."""
+    return f"config_{key}" if key in RUN_FIELDS or key in TABLE_FIELDS else key
+
+
+def _columns(varied):
+    return {varied_column(k): v for k, v in varied.items()}
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -75,7 +86,7 @@ def _configuration_row(study, key, varied, runs, repeats):
     if mean is not None and isinstance(report, (int, float)) and not isinstance(report, bool):
         difference = round(100 * (mean - report), 2)
     return {
-        "config": key, **varied,
+        "config": key, **_columns(varied),
         "label": ", ".join(f"{k} {v}" for k, v in varied.items()) or "base",
         "repeats": repeats, "finished": len(finished),
         "diverged": sum(r["status"] == "diverged" for r in done),
@@ -145,14 +156,15 @@ def write_tables(study, out_dir, specs) -> list[dict]:
     rows = [read_row(out_dir / s.run_dir) for s in specs]
     ended = [r for r in rows if r["status"] != "pending"]
     for r in ended:
-        r.update(configurations.get(r["config"], {}))
+        r.update(_columns(configurations.get(r["config"], {})))
     runs_by_config = {key: [r for r in rows if r["config"] == key] for key in configurations}
     repeats = Counter(s.configuration for s in specs)
     table = [_configuration_row(study, key, varied, runs_by_config[key], repeats[key])
              for key, varied in configurations.items()]
     varied = list(study.varied)
-    write_text(out_dir / "runs.csv", _csv(ended, ["config", *varied, *RUN_FIELDS[1:]]))
-    write_text(out_dir / "table.csv", _csv(table, ["config", *varied, *TABLE_FIELDS[1:]]))
+    columns = [varied_column(k) for k in varied]
+    write_text(out_dir / "runs.csv", _csv(ended, ["config", *columns, *RUN_FIELDS[1:]]))
+    write_text(out_dir / "table.csv", _csv(table, ["config", *columns, *TABLE_FIELDS[1:]]))
     write_text(out_dir / "table.md", _markdown(study, table, runs_by_config))
     write_json(out_dir / "study.json", {"name": study.name, "title": study.title, "varied": varied,
                                         "repeats": study.repeats if not specs else max(repeats.values()),
