@@ -316,6 +316,19 @@ def test_a_study_with_no_ended_run_is_named_in_the_report_beside_the_others(stud
     assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r2.html"]), "no run has ended yet in waiting")
 
 
+def test_report_studies_picks_and_orders_the_study_folders(study_dir, tmp_path, cli):
+    for name in ("alpha", "beta", "gamma"):
+        copy(study_dir, tmp_path, name)
+    assert cli(["report", tmp_path, "--out", tmp_path / "r.html", "--studies", "gamma,alpha"]).code == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.index('id="gamma"') < page.index('id="alpha"') and 'id="beta"' not in page
+    assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r2.html", "--studies", "alpha,delta"]),
+                          "--studies: 'delta' is not a study folder")
+    assert_one_line_error(cli(["report", tmp_path, "--out", tmp_path / "r2.html", "--studies", "alpha,,"]),
+                          "--studies")
+    assert not (tmp_path / "r2.html").exists()
+
+
 def test_plot_without_folders_or_weights_and_report_of_an_empty_folder_are_input_errors(tmp_path, cli):
     assert_one_line_error(cli(["plot"]), "give run folders")
     assert_one_line_error(cli(["plot", tmp_path / "nope"]), "nope: no such run folder")

@@ -40,6 +40,8 @@ def add_commands(commands):
     report.add_argument("--weights", metavar="FILE",
                         help=f"model for the confusion matrix and mistakes (default: {DEFAULT_WEIGHTS} if present)")
     report.add_argument("--data", metavar="FILE", help="test set for --weights (default: bundled MNIST)")
+    report.add_argument("--studies", metavar="NAME,...", type=names,
+                        help="the study folders to show, in this order (default: every one, sorted by name)")
     report.set_defaults(func=cmd_report)
 
 
@@ -83,6 +85,14 @@ def cmd_report(args):
     from .html import write_report
 
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    out = write_report(args.results, args.out, weights, args.data)
+    out = write_report(args.results, args.out, weights, args.data, args.studies)
     print(f"wrote {out}" + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))
     return 0
+
+
+def names(text):
+    """``--studies a,b``: the names, in order (argparse turns the ValueError into one line and exit 2)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise ValueError(text)
+    return parts

@@ -72,7 +72,7 @@ def _is_number(text):
 def study_section(study):
     from .study import accuracy_figure, curves_band_figure
 
-    anchor = html.escape(study.name, quote=True)
+    anchor = html.escape(study.path.name, quote=True)
     parts = [f'<h2 id="{anchor}">{html.escape(study.title)}</h2>']
     details = f"Varied: {', '.join(study.varied)}." if study.varied else ""
     if study.base:
@@ -108,9 +108,17 @@ def model_section(weights, data=None):
     return "\n".join(parts)
 
 
-def build_report(results_dir, weights=None, data=None, title="mnistlab results"):
-    """The report page as text. ``weights``: a model for the confusion/mistakes section, or None."""
+def build_report(results_dir, weights=None, data=None, title="mnistlab results", studies=None):
+    """The report page as text. ``weights``: a model for the confusion/mistakes section, or None;
+    ``studies``: the study folders' names to show, in that order (default: every one, sorted)."""
     folders = find_studies(results_dir)
+    if studies:
+        by_name = {folder.name: folder for folder in folders}
+        unknown = [name for name in studies if name not in by_name]
+        if unknown:
+            raise InputError(f"--studies: {unknown[0]!r} is not a study folder in {results_dir} "
+                             f"(there: {', '.join(by_name) or 'none'})")
+        folders = [by_name[name] for name in dict.fromkeys(studies)]
     waiting = [folder for folder in folders if has_no_runs(folder)]  # a sweep whose first runs are still going
     studies = [load_histories(read_study(folder)) for folder in folders if folder not in waiting]
     if not studies and not weights:
@@ -118,7 +126,7 @@ def build_report(results_dir, weights=None, data=None, title="mnistlab results")
             raise InputError(f"{results_dir}: no run has ended yet in {', '.join(f.name for f in waiting)}, "
                              "and no --weights")
         raise InputError(f"{results_dir}: no study folders (with runs.csv and table.csv) and no --weights")
-    contents = "".join(f'<li><a href="#{html.escape(s.name, quote=True)}">{html.escape(s.title)}</a></li>'
+    contents = "".join(f'<li><a href="#{html.escape(s.path.name, quote=True)}">{html.escape(s.title)}</a></li>'
                        for s in studies)
     if weights:
         contents += '<li><a href="#model">The model: confusion matrix and mistakes</a></li>'
@@ -139,7 +147,7 @@ def build_report(results_dir, weights=None, data=None, title="mnistlab results")
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(results_dir, out, weights=None, data=None):
+def write_report(results_dir, out, weights=None, data=None, studies=None):
     out = Path(out)
-    write_text(out, build_report(results_dir, weights, data))
+    write_text(out, build_report(results_dir, weights, data, studies=studies))
     return out
