@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/default
 
-.PHONY: run test bench studies install install-test install-bench clean
+.PHONY: run test bench studies report install install-test install-bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: install-test
 STUDIES ?= init batch_size stopping stopping_fast fine_tuning augmentation architecture best
 studies: install-test
 	for s in $(STUDIES); do $(BIN)/mnistlab sweep experiments/$$s.toml --no-progress || exit 1; done
+
+# The studies' figures under docs/figures/ and docs/report.html, redrawn from results/ (no training).
+REPORT_STUDIES ?= init,batch_size,architecture,stopping,stopping_fast,fine_tuning,augmentation,best
+REPORT_WEIGHTS ?= results/best/runs/base/seed0/model.safetensors
+report: install-test
+	for s in $$(echo $(REPORT_STUDIES) | tr , ' '); do $(BIN)/mnistlab plot results/$$s/ --out docs/figures/$$s || exit 1; done
+	$(BIN)/mnistlab report results/ --out docs/report.html --studies $(REPORT_STUDIES) --weights $(REPORT_WEIGHTS)
 
 bench: install-bench
 	$(BIN)/python benchmarks/bench_train.py

@@ -381,6 +381,42 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(
         page.close()
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_report_page_holds_every_committed_study_as_it_stands():
+    import html
+    import re
+
+    page = (ROOT / "docs" / "report.html").read_text()
+    studies = sorted(p.parent for p in (ROOT / "results").glob("*/table.csv"))
+    assert studies, "no committed study"
+    sections = re.findall(r'<h2 id="([^"]+)">', page)
+    assert set(sections) >= {s.name for s in studies}
+    for folder in studies:  # every configuration's mean, as table.csv has it now: the page is not stale
+        section = page[page.index(f'<h2 id="{folder.name}">'):]
+        section = section[:section.find("<h2", 4)]
+        for row in read_study(folder).table:
+            line = next(tr for tr in section.split("<tr>") if html.escape(row["label"]) in tr)
+            assert f"{100 * row['mean']:.2f}%" in line, (folder.name, row["label"])
+
+
+def test_the_committed_report_page_opens_in_chromium_with_every_image_loaded(browser):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto((ROOT / "docs" / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) >= 2 * len(list((ROOT / "results").glob("*/table.csv"))) + 3
+        assert all(w > 300 for w in widths), widths
+        assert errors == []
+    finally:
+        page.close()
+
+
 # The package's boundaries -----------------------------------------------------------------------------------
 
 
