@@ -43,7 +43,8 @@ def cmd_train(args):
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     after_epoch = None
     if args.plot:  # curves.png in the run folder, redrawn (atomically) after every epoch
-        from .report import write_curves
+        from .report import require_matplotlib, write_curves
+        require_matplotlib("train --plot")  # before training, not at the end of its first epoch
         after_epoch = lambda out_dir: write_curves(out_dir, out_dir / "curves.png")  # noqa: E731
     if args.resume:
         extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]

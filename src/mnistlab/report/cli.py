@@ -46,7 +46,9 @@ def add_commands(commands):
 
 
 def cmd_plot(args):
-    from .figures import save_figure
+    from .figures import require_matplotlib, save_figure
+
+    require_matplotlib("mnistlab plot")
     from .records import is_study
 
     ext = args.format or "png"  # for files named here; an --out file's own suffix is kept
@@ -82,7 +84,10 @@ def cmd_plot(args):
 
 
 def cmd_report(args):
+    from .figures import require_matplotlib
     from .html import write_report
+
+    require_matplotlib("mnistlab report")
 
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     out = write_report(args.results, args.out, weights, args.data, args.studies)

@@ -12,6 +12,14 @@ from ..errors import InputError
 from ..files import atomic_write
 
 FORMATS = ("png", "svg", "pdf")
+
+
+def require_matplotlib(what):
+    """Raise one clear InputError if matplotlib (the ``plot`` extra) is missing, before any work."""
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        raise InputError(f"{what} needs matplotlib: pip install 'mnistlab[plot]'") from None
 DPI = 110
 
 
