@@ -47,10 +47,9 @@ def add_commands(commands):
 
 def cmd_plot(args):
     from .figures import require_matplotlib, save_figure
-
-    require_matplotlib("mnistlab plot")
     from .records import is_study
 
+    require_matplotlib("mnistlab plot")
     ext = args.format or "png"  # for files named here; an --out file's own suffix is kept
     if args.weights:
         if args.folders:
@@ -88,7 +87,6 @@ def cmd_report(args):
     from .html import write_report
 
     require_matplotlib("mnistlab report")
-
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     out = write_report(args.results, args.out, weights, args.data, args.studies)
     print(f"wrote {out}" + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))

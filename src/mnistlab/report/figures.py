@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..files import atomic_write
 
 FORMATS = ("png", "svg", "pdf")
+DPI = 110
 
 
 def require_matplotlib(what):
@@ -20,7 +21,6 @@ def require_matplotlib(what):
         import matplotlib  # noqa: F401
     except ModuleNotFoundError:
         raise InputError(f"{what} needs matplotlib: pip install 'mnistlab[plot]'") from None
-DPI = 110
 
 
 def new_figure(width, height, layout="constrained"):

@@ -108,17 +108,17 @@ def model_section(weights, data=None):
     return "\n".join(parts)
 
 
-def build_report(results_dir, weights=None, data=None, title="mnistlab results", studies=None):
+def build_report(results_dir, weights=None, data=None, title="mnistlab results", study_names=None):
     """The report page as text. ``weights``: a model for the confusion/mistakes section, or None;
-    ``studies``: the study folders' names to show, in that order (default: every one, sorted)."""
+    ``study_names``: the study folders to show, in that order (default: every one, sorted)."""
     folders = find_studies(results_dir)
-    if studies:
+    if study_names:
         by_name = {folder.name: folder for folder in folders}
-        unknown = [name for name in studies if name not in by_name]
+        unknown = [name for name in study_names if name not in by_name]
         if unknown:
             raise InputError(f"--studies: {unknown[0]!r} is not a study folder in {results_dir} "
                              f"(there: {', '.join(by_name) or 'none'})")
-        folders = [by_name[name] for name in dict.fromkeys(studies)]
+        folders = [by_name[name] for name in dict.fromkeys(study_names)]
     waiting = [folder for folder in folders if has_no_runs(folder)]  # a sweep whose first runs are still going
     studies = [load_histories(read_study(folder)) for folder in folders if folder not in waiting]
     if not studies and not weights:
@@ -147,7 +147,7 @@ def build_report(results_dir, weights=None, data=None, title="mnistlab results",
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(results_dir, out, weights=None, data=None, studies=None):
+def write_report(results_dir, out, weights=None, data=None, study_names=None):
     out = Path(out)
-    write_text(out, build_report(results_dir, weights, data, studies=studies))
+    write_text(out, build_report(results_dir, weights, data, study_names=study_names))
     return out

@@ -128,7 +128,7 @@ def curves_band_figure(study):
             epochs, mean, std = mean_std_by_epoch([r.history[f"{part}_{key}"] for r in runs])
             if not len(epochs):
                 continue
-            line, = ax.plot(epochs, scale * mean, color=color, linestyle=style, gid=f"band-{key}:{i}",
+            ax.plot(epochs, scale * mean, color=color, linestyle=style, gid=f"band-{key}:{i}",
                             marker="." if len(epochs) < 30 else None)
             ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=color, alpha=0.2, linewidth=0)
         note = f"{len(runs)} finished" + (f", {left_out} diverged/failed left out" if left_out else "")
