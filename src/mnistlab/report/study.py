@@ -129,7 +129,7 @@ def curves_band_figure(study):
             if not len(epochs):
                 continue
             ax.plot(epochs, scale * mean, color=color, linestyle=style, gid=f"band-{key}:{i}",
-                            marker="." if len(epochs) < 30 else None)
+                    marker="." if len(epochs) < 30 else None)
             ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=color, alpha=0.2, linewidth=0)
         note = f"{len(runs)} finished" + (f", {left_out} diverged/failed left out" if left_out else "")
         handles.append(matplotlib.lines.Line2D([], [], color=color, linestyle=style, linewidth=2,
