@@ -364,21 +364,28 @@ def test_report_embeds_every_figure_and_puts_the_reports_number_beside_ours(repo
     assert "overflow" in page and "MemoryError: out of memory" in page
 
 
-def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(report_html, browser):
+def open_in_chromium(browser, path):
+    """Load the page at ``path``; return its images' natural widths (0: not loaded), its table rows and
+    every console error, page error and failed request."""
     page = browser.new_page()
     errors = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("requestfailed", lambda request: errors.append(f"failed: {request.url[:80]}"))
     try:
-        page.goto(report_html.as_uri())
+        page.goto(Path(path).as_uri())
         page.wait_for_load_state("load")
         widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert len(widths) == 5 and all(w > 300 for w in widths), widths
-        assert page.locator("table tbody tr").count() == 3
-        assert errors == []
+        return widths, page.locator("table tbody tr").count(), errors
     finally:
         page.close()
+
+
+def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(report_html, browser):
+    widths, rows, errors = open_in_chromium(browser, report_html)
+    assert len(widths) == 5 and all(w > 300 for w in widths), widths
+    assert rows == 3
+    assert errors == []
 
 
 def test_without_matplotlib_plot_report_and_train_plot_say_how_to_install_it(study_dir, tiny, tmp_path, cli,
@@ -390,7 +397,8 @@ def test_without_matplotlib_plot_report_and_train_plot_say_how_to_install_it(stu
     result = cli(["train", "--data", tiny.train_csv, "--test-data", tiny.test_csv, "--hidden", "16", "--plot",
                   "--out", out])
     assert_one_line_error(result, "train --plot needs matplotlib")
-    assert not out.exists() and not (tmp_path / "r.html").exists()  # refused before any work
+    assert_one_line_error(cli(["augment-preview", "--out", tmp_path / "a.png"]), "augment-preview needs matplotlib")
+    assert not out.exists() and not (tmp_path / "r.html").exists() and not (tmp_path / "a.png").exists()  # no work
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -407,26 +415,30 @@ def test_the_committed_report_page_holds_every_committed_study_as_it_stands():
     assert set(sections) >= {s.name for s in studies}
     for folder in studies:  # every configuration's mean, as table.csv has it now: the page is not stale
         section = page[page.index(f'<h2 id="{folder.name}">'):]
-        section = section[:section.find("<h2", 4)]
+        section = section.split("<h2", 2)[1]  # up to the next section, or the end
         for row in read_study(folder).table:
             line = next(tr for tr in section.split("<tr>") if html.escape(row["label"]) in tr)
             assert f"{100 * row['mean']:.2f}%" in line, (folder.name, row["label"])
 
 
 def test_the_committed_report_page_opens_in_chromium_with_every_image_loaded(browser):
-    page = browser.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto((ROOT / "docs" / "report.html").as_uri())
-        page.wait_for_load_state("load")
-        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert len(widths) >= 2 * len(list((ROOT / "results").glob("*/table.csv"))) + 3
-        assert all(w > 300 for w in widths), widths
-        assert errors == []
-    finally:
-        page.close()
+    widths, _, errors = open_in_chromium(browser, ROOT / "docs" / "report.html")
+    assert len(widths) >= 2 * len(list((ROOT / "results").glob("*/table.csv"))) + 3
+    assert all(w > 300 for w in widths), widths
+    assert errors == []
+
+
+def test_the_architecture_analysis_reads_the_committed_run_records(tmp_path, capsys):
+    import runpy
+
+    results = shutil.copytree(ROOT / "results" / "architecture", tmp_path / "architecture",
+                              ignore=shutil.ignore_patterns("*.safetensors"))  # as in a fresh clone
+    runpy.run_path(str(ROOT / "docs" / "analysis" / "architecture.py"))["main"](results)
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(rows) == len(read_study(results).table) == 13
+    by_label = {r[0]: r for r in rows}
+    assert by_label["hidden 1600-400-200, batch_size 8, epochs 100"][1] == "1976k"  # 784*1600 + ... + 200*10
+    assert all(r[-1] == "-" for r in rows)  # no weights, no logits
 
 
 # The package's boundaries -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 from . import __version__
 from .config import FIELDS, RunConfig, help_text, load_toml, to_toml, updated, validate
-from .errors import InputError
+from .errors import InputError, require_extra
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,8 +43,8 @@ def cmd_train(args):
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     after_epoch = None
     if args.plot:  # curves.png in the run folder, redrawn (atomically) after every epoch
-        from .report import require_matplotlib, write_curves
-        require_matplotlib("train --plot")  # before training, not at the end of its first epoch
+        from .report import write_curves
+        require_extra("train --plot", "matplotlib", "plot")  # before training, not after its first epoch
         after_epoch = lambda out_dir: write_curves(out_dir, out_dir / "curves.png")  # noqa: E731
     if args.resume:
         extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]

@@ -15,3 +15,12 @@ class InputError(ValueError):
     def __init__(self, message, field=None):
         super().__init__(message)
         self.field = field
+
+
+def require_extra(what, module, extra):
+    """Raise one clear InputError naming the pip extra when ``module`` is not installed, before any work:
+    ``require_extra("mnistlab plot", "matplotlib", "plot")``."""
+    from importlib.util import find_spec
+
+    if find_spec(module) is None:
+        raise InputError(f"{what} needs {module}: pip install 'mnistlab[{extra}]'")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import require_extra
 from .augment import GEOMETRIC, TRANSFORMS, Augmentation
 
 
@@ -37,12 +37,10 @@ def preview(out_path, images=None, labels=None, augmentation=None, count=6, seed
     are shown. augmentation: the strengths (default: ``Augmentation()``'s); its transform list is not
     used: every transform gets a column.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("augment-preview: needs matplotlib (pip install 'mnistlab[plot]')") from None
+    require_extra("augment-preview", "matplotlib", "plot")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     if images is None:
         from .sources import load_dataset
         ds = load_dataset(None)

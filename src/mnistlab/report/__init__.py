@@ -7,6 +7,5 @@ here imports the training code: a figure can be redrawn without retraining.
 """
 
 from .curves import write_curves
-from .figures import require_matplotlib
 
-__all__ = ["require_matplotlib", "write_curves"]
+__all__ = ["write_curves"]

@@ -6,7 +6,7 @@ calls it lazily so matplotlib is imported only when one of them runs.
 
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, require_extra
 from .figures import FORMATS
 
 DEFAULT_WEIGHTS = Path("runs/default/model.safetensors")
@@ -46,10 +46,10 @@ def add_commands(commands):
 
 
 def cmd_plot(args):
-    from .figures import require_matplotlib, save_figure
+    from .figures import save_figure
     from .records import is_study
 
-    require_matplotlib("mnistlab plot")
+    require_extra("mnistlab plot", "matplotlib", "plot")
     ext = args.format or "png"  # for files named here; an --out file's own suffix is kept
     if args.weights:
         if args.folders:
@@ -83,10 +83,9 @@ def cmd_plot(args):
 
 
 def cmd_report(args):
-    from .figures import require_matplotlib
     from .html import write_report
 
-    require_matplotlib("mnistlab report")
+    require_extra("mnistlab report", "matplotlib", "plot")
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     out = write_report(args.results, args.out, weights, args.data, args.studies)
     print(f"wrote {out}" + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))

@@ -15,14 +15,6 @@ FORMATS = ("png", "svg", "pdf")
 DPI = 110
 
 
-def require_matplotlib(what):
-    """Raise one clear InputError if matplotlib (the ``plot`` extra) is missing, before any work."""
-    try:
-        import matplotlib  # noqa: F401
-    except ModuleNotFoundError:
-        raise InputError(f"{what} needs matplotlib: pip install 'mnistlab[plot]'") from None
-
-
 def new_figure(width, height, layout="constrained"):
     """A Figure of ``width`` x ``height`` inches with an Agg canvas; ``layout=None`` for image grids,
     where constrained layout's solver costs seconds and a fixed spacing does as well."""
