@@ -400,3 +400,35 @@ def test_fine_tuning_with_an_ordinary_rate_improves_on_the_saved_model(cli, trai
     assert cli(tiny_train_args(tiny, tuned, "--epochs", "3", "--init-from", trained / "model.safetensors")).code == 0
     first_tuned = read_history(tuned / "history.csv")[0]["train_loss"]
     assert first_tuned < read_history(trained / "history.csv")[-1]["train_loss"]
+
+
+# ---------------------------------------------------------------- the same results as before the layer refactor
+
+
+def reference_runs():
+    """tests/data/reference/make.py's RUNS: name -> settings."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_reference", REFERENCE / "make.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RUNS
+
+
+REFERENCE = SRC.parent / "tests" / "data" / "reference"
+
+
+@pytest.mark.parametrize("name, settings", list(reference_runs().items()))
+def test_a_run_gives_the_bit_identical_history_and_weights_of_the_reference_run(tiny, tmp_path, name, settings):
+    from safetensors.numpy import load_file
+
+    from mnistlab import api
+
+    run = api.train(out=tmp_path / name, log=None, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
+                    **settings)
+    ours, theirs = (read_history(path / "history.csv") for path in (run.out_dir, REFERENCE / name))
+    assert without_seconds(ours) == without_seconds(theirs)  # floats parsed from repr: equal means bit-equal
+    mine, reference = (load_file(path / "model.safetensors") for path in (run.out_dir, REFERENCE / name))
+    assert sorted(mine) == sorted(reference)
+    for tensor in reference:
+        assert mine[tensor].tobytes() == reference[tensor].tobytes(), tensor
