@@ -23,7 +23,7 @@ from mnistlab.weights import load_model
 
 def weights_of(run_dir):
     network, _ = load_model(run_dir / "model.safetensors")
-    return network.weights + network.biases
+    return list(network.tensors().values())
 
 
 def assert_same_weights(a, b):

@@ -4,15 +4,13 @@
 ``unique=True`` the first free name of ``out_dir``, ``out_dir-2``, ...), trains, evaluates on the test
 set and leaves there: config.toml, history.csv, model.safetensors, metrics.json and, after every
 epoch, checkpoint.safetensors. ``resume_run(out_dir)`` continues from that checkpoint; a finished run
-is left untouched. The objects come from ``build.py``, the file layouts from ``checkpoint.py``,
-``weights.py`` and ``config.to_toml``.
+is left untouched. The objects come from ``build.py``; the folder's file names from ``runfolder.py``,
+the files' layouts from ``checkpoint.py``, ``weights.py`` and ``config.to_toml``.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import json
 import os
 import secrets
@@ -27,12 +25,8 @@ from .data import class_spread_warning
 from .errors import InputError
 from .files import remove_stale_temporaries, write_json, write_text
 from .resources import check_fits, describe, estimate
-from .trainer import HISTORY_FIELDS, SCORE_FIELDS
+from .runfolder import CHECKPOINT, CONFIG, HISTORY, METRICS, MODEL, RUN_FILES, SCORE_FIELDS, history_csv
 from .weights import load_model, save_model
-
-CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS = \
-    "config.toml", "history.csv", "checkpoint.safetensors", "model.safetensors", "metrics.json"
-RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS)
 
 
 @dataclass
@@ -168,14 +162,6 @@ def _link_config(folder, text):
         tmp.unlink(missing_ok=True)
 
 
-def history_csv(history):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buffer.getvalue()
-
-
 def _duration(seconds):
     seconds = round(seconds)
     return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -193,7 +179,8 @@ def epoch_line(record, epochs, history):
 
 def _train(config, out_dir, trainer, data, progress, log, started, after_epoch=None):
     checkpoint = out_dir / CHECKPOINT
-    log(f"training {trainer.network.sizes} on {data.source}: {len(data.train_x)} train, "
+    network = trainer.network
+    log(f"training {network.sizes or network.arch.text} on {data.source}: {len(data.train_x)} train, "
         f"{len(data.val_x)} validation images")
 
     def on_epoch(t):

@@ -16,11 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..files import write_json, write_text
-
-RUN_FIELDS = ("config", "seed", "status", "test_accuracy", "val_accuracy", "epochs", "stop_reason",
-              "seconds", "error", "run_dir")
-TABLE_FIELDS = ("config", "label", "repeats", "finished", "diverged", "failed", "accuracies", "mean", "std",
-                "epochs_mean", "stop_reasons", "seconds_mean", "report", "difference")
+from ..runfolder import FAILED, METRICS, RUN_FIELDS, RUNS, RUNS_CSV, STUDY_JSON, TABLE_CSV, TABLE_FIELDS, TABLE_MD
 
 
 def varied_column(key):
@@ -47,9 +43,9 @@ def read_row(run_dir) -> dict:
     run_dir = Path(run_dir)
     row = dict.fromkeys(RUN_FIELDS, "")
     row.update(config=run_dir.parent.name, seed=int(run_dir.name.removeprefix("seed")),
-               run_dir=f"runs/{run_dir.parent.name}/{run_dir.name}", status="pending")
-    metrics = _read_json(run_dir / "metrics.json")
-    failed = _read_json(run_dir / "failed.json")
+               run_dir=f"{RUNS}/{run_dir.parent.name}/{run_dir.name}", status="pending")
+    metrics = _read_json(run_dir / METRICS)
+    failed = _read_json(run_dir / FAILED)
     if metrics is not None:
         row.update(status="diverged" if metrics.get("diverged") else "finished",
                    epochs=metrics.get("epochs", ""), stop_reason=metrics.get("stop_reason", ""),
@@ -163,10 +159,10 @@ def write_tables(study, out_dir, specs) -> list[dict]:
              for key, varied in configurations.items()]
     varied = list(study.varied)
     columns = [varied_column(k) for k in varied]
-    write_text(out_dir / "runs.csv", _csv(ended, ["config", *columns, *RUN_FIELDS[1:]]))
-    write_text(out_dir / "table.csv", _csv(table, ["config", *columns, *TABLE_FIELDS[1:]]))
-    write_text(out_dir / "table.md", _markdown(study, table, runs_by_config))
-    write_json(out_dir / "study.json", {"name": study.name, "title": study.title, "varied": varied,
+    write_text(out_dir / RUNS_CSV, _csv(ended, ["config", *columns, *RUN_FIELDS[1:]]))
+    write_text(out_dir / TABLE_CSV, _csv(table, ["config", *columns, *TABLE_FIELDS[1:]]))
+    write_text(out_dir / TABLE_MD, _markdown(study, table, runs_by_config))
+    write_json(out_dir / STUDY_JSON, {"name": study.name, "title": study.title, "varied": varied,
                                         "repeats": study.repeats if not specs else max(repeats.values()),
                                         "base": study.base, "report": study.report})
     return ended

@@ -58,7 +58,7 @@ def cmd_plot(args):
         folder = Path(args.out) if args.out else Path(args.weights).parent
         p = predict_set(args.weights, args.data)
         figures = [("confusion", confusion_figure), ("mistakes", mistakes_figure)]
-        if p.first_layer.shape[0] == 28 * 28:
+        if p.draws_weights:
             figures.append(("first-layer", weights_figure))
         written = [save_figure(draw(p), folder / f"{name}.{ext}", ext) for name, draw in figures]
         print(f"accuracy {100 * p.accuracy:.2f}% on {len(p.labels)} images")
