@@ -19,7 +19,9 @@ from mnistlab.nn import Network
 from mnistlab.files import write_json
 from mnistlab.build import build_trainer
 from mnistlab.checkpoint import read_checkpoint, restore
-from mnistlab.weights import FORMAT, load_model, read_metadata, save_model
+from mnistlab.weights import load_model, read_metadata, save_model
+
+FORMAT = "mnistlab-mlp/1"  # what every all-dense model file has said since checkpoints got a format
 
 
 def small_network(seed=0, sizes=(784, 16, 10), activation="tanh"):

@@ -175,7 +175,6 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-CHOICES = {name: f.metadata["choices"] for name, f in FIELDS.items() if f.metadata["choices"]}
 
 
 def label(name, where):
@@ -265,6 +264,8 @@ def _coerce(name, value, where):
         if name == "arch" and (why := valid_arch(value)):
             raise InputError(f"{where}: {label(name, where)} = {value!r}: {why}", field=name)
         return value
+    except InputError:
+        raise
     except (ValueError, TypeError, KeyError, OverflowError):
         kind = "list of int" if name == "hidden" else kind.replace(" | None", "")
         raise InputError(f"{where}: {label(name, where)} = {value!r}: not a valid {kind}", field=name) from None

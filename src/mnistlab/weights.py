@@ -33,7 +33,6 @@ MLP_LAYOUT, NET_LAYOUT = "mnistlab-mlp", "mnistlab-net"
 MODEL_LAYOUTS = (MLP_LAYOUT, NET_LAYOUT)
 CHECKPOINT_LAYOUT = "mnistlab-checkpoint"
 VERSIONS = {MLP_LAYOUT: 1, NET_LAYOUT: 1, CHECKPOINT_LAYOUT: 2}  # what this mnistlab writes and reads up to
-FORMAT = f"{MLP_LAYOUT}/{VERSIONS[MLP_LAYOUT]}"
 NORMALISATION = "pixel / 255, float32, row-major 28x28 flattened to 784"  # of mnistlab-mlp/1 files
 
 

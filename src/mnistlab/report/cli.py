@@ -1,6 +1,6 @@
 """The ``plot`` and ``report`` commands: parse, call one library function per figure, print what was written.
 
-``add_commands(commands, parser_class)`` adds both to mnistlab's sub-command parser; ``mnistlab.cli``
+``add_commands(commands)`` adds both to mnistlab's sub-command parser; ``mnistlab.cli``
 calls it lazily so matplotlib is imported only when one of them runs.
 """
 
