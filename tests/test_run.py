@@ -432,3 +432,35 @@ def test_a_run_gives_the_bit_identical_history_and_weights_of_the_reference_run(
     assert sorted(mine) == sorted(reference)
     for tensor in reference:
         assert mine[tensor].tobytes() == reference[tensor].tobytes(), tensor
+
+
+def moved_checkpoint(source, folder, tiny):
+    """A copy of a checkpoint whose config names the tiny CSVs where this session wrote them (the same
+    data, as its fingerprint shows: only the path differs from where it was made)."""
+    import json as json_module
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(source, "numpy") as f:
+        meta = json_module.loads(f.metadata()["mnistlab"])
+    meta["config"].update(data=str(tiny.train_csv), test_data=str(tiny.test_csv))
+    folder.mkdir()
+    save_file(load_file(source), folder / "checkpoint.safetensors", metadata={"mnistlab": json_module.dumps(meta)})
+    return folder
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adam"])
+def test_a_checkpoint_of_the_old_format_resumes_to_the_reference_runs_exact_end(tiny, tmp_path, name):
+    """checkpoint-epoch1.safetensors: the reference run stopped after epoch 1 by the code before layers
+    had names (mnistlab-checkpoint/1: vW.0, mW.0, step.0, best as a list)."""
+    from safetensors.numpy import load_file
+
+    from mnistlab.run import resume_run
+
+    folder = moved_checkpoint(REFERENCE / name / "checkpoint-epoch1.safetensors", tmp_path / name, tiny)
+    resume_run(folder, log=lambda message: None)
+    ours, theirs = (read_history(path / "history.csv") for path in (folder, REFERENCE / name))
+    assert without_seconds(ours) == without_seconds(theirs)  # epoch 1's row comes from the checkpoint
+    mine, reference = (load_file(path / "model.safetensors") for path in (folder, REFERENCE / name))
+    assert all(mine[tensor].tobytes() == reference[tensor].tobytes() for tensor in reference)

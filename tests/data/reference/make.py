@@ -3,7 +3,9 @@
 Made once with the code before the layer refactor (issue 24), from a checkout of it:
     PYTHONPATH=<old checkout>/src python tests/data/reference/make.py tests/data/reference
 Each run trains on the first 300 training and 100 test images of the bundled MNIST (the tests' tiny set);
-its history.csv and model.safetensors are kept here, the rest is thrown away.
+its history.csv and model.safetensors are kept here, the rest is thrown away. The runs named in
+INTERRUPTED are also trained again and stopped after their first epoch: their checkpoint.safetensors
+(``mnistlab-checkpoint/1``) is kept as ``checkpoint-epoch1.safetensors``, for resuming with newer code.
 """
 
 import shutil
@@ -12,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from mnistlab import api
+from mnistlab.config import from_values
+from mnistlab.run import start_run
 from mnistlab.data import Dataset, export_csv, load_dataset
 
 TRAIN_ROWS, TEST_ROWS = 300, 100
@@ -25,6 +29,15 @@ RUNS = {  # name -> settings: together they cover every optimizer path, dropout,
     "sgd-heavy-ball": dict(hidden=[8], epochs=2, batch_size=7, nesterov=False, activation="leaky_relu",
                            dropout=0.1, seed=4),
 }
+INTERRUPTED = ("sgd-nesterov", "adam")
+
+
+class Stop(Exception):
+    pass
+
+
+def stop(out_dir):
+    raise Stop
 
 
 def tiny_csvs(folder):
@@ -43,6 +56,13 @@ def main(out):
             (out / name).mkdir(parents=True, exist_ok=True)
             for file in ("history.csv", "model.safetensors"):
                 shutil.copy(run.out_dir / file, out / name / file)
+        for name in INTERRUPTED:
+            config = from_values({"data": str(train_csv), "test_data": str(test_csv), **RUNS[name]}, name)
+            try:
+                start_run(config, Path(tmp) / f"{name}-stopped", log=lambda message: None, after_epoch=stop)
+            except Stop:
+                shutil.copy(Path(tmp) / f"{name}-stopped" / "checkpoint.safetensors",
+                            out / name / "checkpoint-epoch1.safetensors")
 
 
 if __name__ == "__main__":
