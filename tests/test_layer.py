@@ -86,19 +86,25 @@ def test_a_new_layer_type_parses_and_is_costed_from_its_token(scale_layer):
     assert spec.parameter_count == 784 + 785 * 16 + 17 * 10
 
 
-def test_a_new_layers_backprop_through_the_network_matches_finite_differences(scale_layer):
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_a_new_layers_backprop_through_the_network_matches_finite_differences(scale_layer, dropout):
+    """Dense below and above another layer type (its copying path), with and without dropout."""
     from mnistlab.nn import Network
     from test_nn import numerical_grad
 
     rng = np.random.default_rng(3)
-    network = Network.build(arch.resolve("fc6-scale-fc5", 4, 3, "tanh"), "he", rng, dtype=np.float64)
+    network = Network.build(arch.resolve("fc6-scale-fc5", 4, 3, "tanh", dropout), "he", rng, dtype=np.float64)
     network.tensors()["scale.1.weight"][...] = rng.standard_normal(6)
     x, labels = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
-    loss, grads = network.gradients(x, labels)
+
+    def loss():  # the same generator state draws the same dropout masks every time
+        return network.gradients(x, labels, np.random.default_rng(6)).loss
+
+    _, grads = network.gradients(x, labels, np.random.default_rng(6))
     assert sorted(grads) == sorted(network.tensors())
     for name, tensor in network.tensors().items():
-        np.testing.assert_allclose(grads[name], numerical_grad(lambda: network.evaluate(x, labels).loss, tensor),
-                                   rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(grads[name], numerical_grad(loss, tensor), rtol=1e-5, atol=1e-8)
+    assert (loss() != network.evaluate(x, labels).loss) == bool(dropout)  # masks drawn in training only
 
 
 def test_a_new_layer_type_trains_saves_loads_tests_predicts_and_is_served_with_no_other_change(
