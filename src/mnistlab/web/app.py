@@ -207,7 +207,7 @@ def create_app(weights, runs_dir="runs"):
     """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request."""
     catalogue = Catalogue(runs_dir, weights)
     app = FastAPI(title="mnistlab draw", version="1",
-                  description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
+                  description="Draw a digit; a from-scratch network trained on MNIST reads it. "
                               "The drawing is cropped, scaled and centred as MNIST's digits were.")
 
     def pick(name):
