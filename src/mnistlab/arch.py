@@ -186,14 +186,14 @@ TOKENS = {t.name: t for t in (
           macs=lambda shape, out, o: _size(shape) * o["units"], memory=_fc_memory, weighted=True),
     Token("conv", (Field("filters"), Field("kernel", "k"), Field("stride", "s", default=1),
                    Field("padding", kind=("same", "valid"), default="same")),
-          "mnistlab.nn.conv:Conv2d", _conv_shape, _conv_params, macs=_conv_macs, memory=_conv_memory,
+          "mnistlab.nn.conv2d:Conv2d", _conv_shape, _conv_params, macs=_conv_macs, memory=_conv_memory,
           weighted=True, image=True),
-    Token("pool", (Field("size"),), "mnistlab.nn.pool:MaxPool2d", _pool_shape, image=True),
+    Token("pool", (Field("size"),), "mnistlab.nn.maxpool:MaxPool2d", _pool_shape, image=True),
     Token("bn", (), "mnistlab.nn.batchnorm:BatchNorm", parameters=_bn_params,
           state=lambda shape, o: {"mean": (shape[0],), "var": (shape[0],)}, macs=_per_value,
           memory=lambda shape, out, o: _inputs(shape, o) + 2 * _size(out)),
     Token("drop", (Field("rate", kind=float, minimum=0, below=1),), "mnistlab.nn.dropout:Dropout"),
-    Token("gap", (), "mnistlab.nn.pool:GlobalAvgPool", _gap_shape, image=True),
+    Token("gap", (), "mnistlab.nn.global_pool:GlobalAvgPool", _gap_shape, image=True),
     Token("flatten", (), "mnistlab.nn.flatten:Flatten", _flatten_shape, memory=lambda shape, out, o: _inputs(shape, o)),
 )}
 
