@@ -24,7 +24,9 @@ run: install
 	$(BIN)/mnistlab train --out $(RUN_DIR)
 	$(BIN)/mnistlab test --weights $(RUN_DIR)/model.safetensors
 
+# .ci/install-browser: Debian's chromium for the browser tests, when missing and installable (else skipped).
 test: install-test
+	.ci/install-browser
 	$(BIN)/python -m pytest
 
 # Every study of the report, one after the other (hours of 2-core time; rerun to resume).

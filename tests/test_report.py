@@ -391,7 +391,7 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(
 def test_without_matplotlib_plot_report_and_train_plot_say_how_to_install_it(study_dir, tiny, tmp_path, cli,
                                                                              monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were not installed
-    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "mnistlab[plot]")
+    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "reinstall mnistlab")
     assert_one_line_error(cli(["report", study_dir.parent, "--out", tmp_path / "r.html"]), "mnistlab report needs")
     out = tmp_path / "run"
     result = cli(["train", "--data", tiny.train_csv, "--test-data", tiny.test_csv, "--hidden", "16", "--plot",
