@@ -341,6 +341,23 @@ def test_a_replace_killed_mid_way_leaves_the_old_run_untouched_and_the_next_one_
     assert load_toml(out / "config.toml").seed == 5
 
 
+def test_a_replace_stopped_by_ctrl_c_leaves_the_old_run_and_no_new_folder(cli, tiny, tmp_path):
+    out = tmp_path / "runs" / "default"
+    assert cli(tiny_train_args(tiny, out)).code == 0
+    old = {name: (out / name).read_bytes() for name in RUN_FILES}
+
+    def ctrl_c(new_dir):
+        raise KeyboardInterrupt
+
+    from mnistlab.config import RunConfig
+    from mnistlab.run import replace_run
+    config = RunConfig(data=str(tiny.train_csv), test_data=str(tiny.test_csv), hidden=(16,), epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        replace_run(config, out, log=lambda line: None, after_epoch=ctrl_c)
+    assert {name: (out / name).read_bytes() for name in RUN_FILES} == old
+    assert sorted(p.name for p in out.parent.iterdir()) == ["default"]
+
+
 def test_replace_refuses_a_folder_that_is_not_a_run_and_needs_out(cli, tiny, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -58,8 +58,8 @@ def replace_run(config, out_dir, progress=False, log=print, after_epoch=None):
     """Train a fresh run and make it ``out_dir``'s, replacing the run there only once the new one has finished.
 
     The new run trains in a hidden sibling folder (``.NAME.PID.HEX.new``); the run in ``out_dir`` stays
-    intact until then, so a run killed mid-way leaves it as it was (its folder is removed by the next
-    replace). A run that diverges replaces nothing. ``out_dir`` must be a run folder, empty or absent.
+    intact until then, so a run stopped mid-way leaves it as it was (the folder of one killed outright is
+    removed by the next replace). A run that diverges replaces nothing. ``out_dir`` must be a run folder, empty or absent.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / CONFIG).is_file() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -72,7 +72,11 @@ def replace_run(config, out_dir, progress=False, log=print, after_epoch=None):
     new = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
     if (out_dir / CONFIG).is_file():
         log(f"training into {new}; {out_dir} is replaced once this run has finished (kept as it is if not)")
-    result = start_run(config, new, progress, log, after_epoch=after_epoch)
+    try:
+        result = start_run(config, new, progress, log, after_epoch=after_epoch)
+    except BaseException:  # bad input, Ctrl-C: nothing of the new run stays, the old one was never touched
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     if result.metrics["diverged"]:
         shutil.rmtree(new)
         log(f"{out_dir}: left as it was (the new run diverged)")
