@@ -115,8 +115,8 @@ def test_a_new_layer_type_trains_saves_loads_tests_predicts_and_is_served_with_n
     from mnistlab.weights import read_metadata
     from mnistlab.web.app import create_app
 
-    run = mnistlab.train(arch=scale_layer, epochs=2, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
-                         out=tmp_path / "runs" / "scale", log=None)
+    run = mnistlab.train(arch=scale_layer, epochs=2, augment="none", data=str(tiny.train_csv),
+                         test_data=str(tiny.test_csv), out=tmp_path / "runs" / "scale", log=None)
     assert run.metrics["test_accuracy"] > 0.5  # it learned (10 classes: chance is 0.1)
     meta = read_metadata(run.out_dir / "model.safetensors")
     assert meta["format"] == "mnistlab-net/1" and meta["arch"] == "scale-fc16" and meta["input_shape"] == [784]
@@ -153,7 +153,7 @@ def test_a_study_can_vary_the_architecture_and_sweep_a_new_layer_type(scale_laye
 
     path = tmp_path / "arch.toml"
     path.write_text(f'name = "arch"\nrepeats = 1\n[base]\ndata = "{tiny.train_csv}"\ntest_data = "{tiny.test_csv}"\n'
-                    f'epochs = 1\n[[grid]]\narch = ["{scale_layer}", "fc16"]\n')
+                    f'epochs = 1\naugment = "none"\n[[grid]]\narch = ["{scale_layer}", "fc16"]\n')
     study = load_study(path)
     specs = study.runs()
     assert [s.config.spec for s in specs] == ["scale-fc16", "fc16"]

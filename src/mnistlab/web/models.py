@@ -7,7 +7,7 @@ Uses the inference model (``inference.Model``) only: never the training or run c
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..data.drawing import SIZE
 from ..errors import InputError
@@ -61,12 +61,25 @@ class Entry:
         return {"name": self.name, "default": default, "sizes": model.sizes, "arch": model.arch,
                 "activation": model.network.activation_name, "parameters": model.parameter_count,
                 "test_accuracy": metrics.get("test_accuracy"), "epochs": metrics.get("epochs"),
-                "data": metrics.get("data"), "seed": meta.get("seed")}
+                "data": data_description(metrics.get("data")), "seed": meta.get("seed")}
 
     def predict(self, image28):
         """(digit, probabilities (10,)) for a (28, 28) uint8 image."""
         probabilities = self.model.predict_proba(image28)
         return int(probabilities.argmax()), probabilities
+
+
+def data_description(source):
+    """A model's training data as clients see it: no server paths (``bundled MNIST (/srv/...)`` ->
+    ``bundled MNIST``, ``/srv/a/train.csv + test /srv/a/test.csv`` -> ``train.csv + test test.csv``)."""
+    if not source:
+        return source
+    parts = []
+    for part in source.split(" + "):
+        label = "test " if part.startswith("test ") else ""
+        part = part.removeprefix("test ")
+        parts.append(label + ("bundled MNIST" if part.startswith("bundled MNIST") else PurePosixPath(part).name))
+    return " + ".join(parts)
 
 
 class Catalogue:
@@ -84,7 +97,8 @@ class Catalogue:
         try:
             return path.relative_to(self.runs_dir).as_posix()
         except ValueError:
-            return str(path)  # a --weights file outside the runs folder
+            # a --weights file outside the runs folder: its folder's name and its own, no server path
+            return f"{path.parent.name}/{path.name}"
 
     def resolve(self, name):
         """The file a model name stands for; UnknownModel unless it is a model file in the runs folder."""
