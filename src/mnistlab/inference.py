@@ -18,6 +18,7 @@ import numpy as np
 
 from .data import to_float
 from .errors import InputError
+from .nn.losses import softmax
 
 CHUNK = 10_000  # images evaluated at once
 
@@ -109,8 +110,8 @@ class Model:
 
     def probabilities(self, x, chunk=CHUNK):
         """Softmax probabilities (n, classes), float64, of network inputs x (n, features)."""
-        from .nn import softmax
-
+        if len(x) <= chunk:  # one chunk (the drawing page's one image): no generator, no copy
+            return softmax(self.network.logits(x).astype(np.float64))
         out = np.empty((len(x), self.classes))
         for i, logits in self.chunks(x, chunk):
             out[i:i + len(logits)] = softmax(logits.astype(np.float64))
