@@ -10,7 +10,6 @@ import numpy as np
 
 from .data import bundled_mnist_dir, load_images_labels, to_float
 from .errors import InputError
-from .inference import Model
 
 
 def check_data(model, images, labels, data_name, weights_name):
@@ -24,6 +23,8 @@ def check_data(model, images, labels, data_name, weights_name):
 def evaluate_file(weights, data=None):
     """``evaluate`` for a weights file on a labelled set (any path ``load_images_labels`` takes;
     None: the bundled MNIST test set)."""
+    from .inference import Model  # here: the report imports confusion_matrix without the network code
+
     model = Model.load(weights)
     folder = bundled_mnist_dir() if data is None else data
     images, labels = load_images_labels(folder)
