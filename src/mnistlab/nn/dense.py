@@ -83,6 +83,7 @@ class DenseStep:
     def bind(self, above):
         layer, batch, dt = self.layer, self.batch, self.layer.packed.dtype
         width = layer.packed.shape[1]
+        self.act, self.keep = layer.activation, 1.0 - layer.dropout  # read every step: kept at hand
         self.acts = self.mask = self.dropped = self.back = self.copy_to = None
         hidden = layer.activation is not None or layer.dropout > 0
         if hidden and isinstance(above, DenseStep):
@@ -120,13 +121,13 @@ class DenseStep:
         a = self.acts
         if a is None:
             return
-        act = self.layer.activation
+        act = self.act
         if act is not None:
             act.forward(a)  # one contiguous pass, the ones column included
             if not act.keeps_one:
                 a[:, -1] = 1
         if self.mask is not None:  # inverted dropout: scale the kept units by 1 / keep
-            keep = 1.0 - self.layer.dropout
+            keep = self.keep
             drawn = rng.random((len(a), a.shape[1] - 1), dtype=np.float32) < keep
             np.divide(drawn, np.float32(keep), out=self.mask[:, :-1])
             np.multiply(a, self.mask, out=self.dropped)
@@ -140,8 +141,8 @@ class DenseStep:
                 below[:, :-1] = self.copy_from
             if self.mask is not None:
                 below *= self.mask
-            if self.layer.activation is not None:
-                self.layer.activation.backward(self.acts, below)
+            if self.act is not None:
+                self.act.backward(self.acts, below)
         if self.input_product is not None:  # before this layer's update changes its weights
             self.input_product.product()
             if self.scratch is not None:

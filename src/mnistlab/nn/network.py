@@ -206,12 +206,13 @@ class _StepPlan:
         self.input = first if first.ndim == 2 else first.reshape(batch, -1)  # the images are copied into it
         if not np.shares_memory(self.input, first):
             raise RuntimeError(f"{net.layers[0].name}: its step's x must flatten to (batch, features) as a view")
+        self.forward = [step.forward for step in self.steps]  # bound once: a step is dozens of calls
         self.backward = [(step.backward, step.parameters) for step in reversed(self.steps)]
 
     def step(self, x, onehot, shifted, sums, optimizer, learning_rate, rng):
         np.copyto(self.input, x)
-        for step in self.steps:
-            step.forward(rng)
+        for forward in self.forward:
+            forward(rng)
         # Softmax cross-entropy (losses.py): the gradient softmax - onehot overwrites the logits,
         # the rest is recorded for the epoch's totals.
         fused_gradient(self.head.x, onehot, shifted, sums)
