@@ -29,6 +29,10 @@ class Model:
     def __init__(self, network, metadata=None):
         self.network = network
         self.metadata = metadata or {}
+        # Read on every call (the drawing page predicts one image at a time): plain attributes.
+        self.input_shape = tuple(network.input_shape)  # excluding the batch: (784,) or (1, 28, 28)
+        self.features = math.prod(self.input_shape)
+        self.classes = network.classes
 
     @classmethod
     def load(cls, path):
@@ -51,18 +55,6 @@ class Model:
         return self.network.sizes
 
     @property
-    def input_shape(self):
-        return self.network.input_shape
-
-    @property
-    def features(self):
-        return math.prod(self.input_shape)
-
-    @property
-    def classes(self):
-        return self.network.classes
-
-    @property
     def parameter_count(self):
         return self.network.arch.parameter_count
 
@@ -76,7 +68,7 @@ class Model:
         (n, features), or one image in any of those shapes without the n."""
         x = np.asarray(images)
         features = self.features
-        single = (x.ndim == 1 or x.shape == tuple(self.input_shape)
+        single = (x.ndim == 1 or x.shape == self.input_shape
                   or (x.ndim == 2 and x.shape[1] != features and x.size == features))
         if single:
             x = x.reshape(1, -1) if x.size == features else x[None]
