@@ -10,6 +10,10 @@
 # folders and tables go to RESULTS_CHECKOUT/results/<study> (default: this checkout). The report's
 # augmentation (augmentation_student, 10 runs) goes first: it ends in hours, the stopping readings
 # (fine_tuning_readings, 60 runs of up to 200 epochs) take days of shared 2-core time.
+#
+# Issue 20's queue, started (and restarted) as:
+#   git worktree add --detach /work/wt/runs20 COMMIT && make -C /work/wt/runs20 install   # once
+#   cd /work/wt/runs20 && nohup sh experiments/queue-audit.sh /work/wt/i20 > queue.log 2>&1 &
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:-$here}
