@@ -1,6 +1,6 @@
-"""docs/REPORT.md against the committed run records: its study tables, the figures of its summary and
-every difference it quotes with a standard error are what results/ gives, rounded once from the exact
-values. A wrong number in REPORT.md fails here."""
+"""docs/REPORT.md against the committed run records: its study tables, the accuracies of its summary,
+every mean ± std it quotes and every difference it quotes with a standard error are what results/
+gives, rounded once from the exact values. A wrong number in REPORT.md fails here."""
 
 import contextlib
 import io
@@ -135,6 +135,15 @@ def test_every_accuracy_in_the_summary_is_a_committed_mean_std_or_repeat_of_its_
     assert len(rows) >= 7
     for sections, row in rows:
         check_summary_row(sections, row)
+
+
+def test_every_mean_and_std_quoted_anywhere_in_the_report_is_a_committed_one(text):
+    means, stds, _ = accuracies_of([study for studies in SECTION_STUDIES.values() for study in studies])
+    pairs = {(fixed(100 * m, d), fixed(100 * s, d)) for m, s in zip(means, stds) for d in (1, 2)}
+    quoted = PLUS_MINUS.findall(re.sub(r"\s+", " ", text))  # a pair may wrap across lines
+    assert len(quoted) >= 20
+    for mean, std in quoted:
+        assert (mean, std) in pairs, f"{mean} ± {std}% is no committed mean ± std"
 
 
 def test_every_difference_quoted_with_its_standard_error_is_what_the_analysis_script_prints(text):
