@@ -106,6 +106,20 @@ def test_offline_expansion_multiplies_the_set_by_copies_plus_one_and_keeps_label
     assert not np.array_equal(out[300:600], out[600:900])  # each copy its own variants
 
 
+def test_offline_expansion_one_each_gives_each_copy_one_transform_in_the_order_named(digits):
+    images, labels = digits
+    aug = Augmentation(("zoom", "rotate", "blur", "squares"))
+    out, _ = expand(images, labels, aug, 4, np.random.default_rng(0), one_each=True)
+    rng = np.random.default_rng(0)  # the same draws, one transform at a time
+    alone = [aug.only(name).apply(images, rng) for name in ("zoom", "rotate", "blur", "squares")]
+    for k, expected in enumerate(alone, 1):
+        assert np.array_equal(out[k * 300:(k + 1) * 300], expected), k
+    assert np.array_equal(out[900:1200], aug.only("blur").apply(images, np.random.default_rng(9)))  # blur draws nothing
+    assert not np.array_equal(out[300:600], aug.apply(images, np.random.default_rng(0)))  # not composed
+    cycled, _ = expand(images, labels, Augmentation(("blur", "squares")), 3, np.random.default_rng(1), one_each=True)
+    assert np.array_equal(cycled[300:600], cycled[900:1200])  # copy 3 is blur again (deterministic)
+
+
 def test_apply_leaves_the_input_untouched(digits):
     images = to_float(digits[0])
     before = images.copy()
@@ -180,6 +194,27 @@ def test_an_offline_augmented_run_trains_on_the_set_times_copies_plus_one(cli, t
                                  "--augment-copies", "2"))
     assert result.code == 0, result.err
     assert "810 train, 30 validation images" in result.out  # 270 training images, 3 times
+
+
+def test_an_offline_one_each_run_trains_on_one_variant_per_named_transform(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    from mnistlab.config import load_toml
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "zoom,blur", "--augment-mode", "offline",
+                                 "--augment-copies", "2", "--augment-copy", "one_each"))
+    assert result.code == 0, result.err
+    assert "810 train, 30 validation images" in result.out
+    assert load_toml(tmp_path / "run" / "config.toml").augment_copy == "one_each"
+
+
+def test_one_each_copies_without_offline_augmentation_is_refused(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "zoom", "--augment-mode", "online",
+                                 "--augment-copy", "one_each"))
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "mnistlab: error: flag: --augment-copy = 'one_each': applies to offline augmentation only "
+        "(augment_mode = offline)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_bad_augmentation_setting_is_one_line_and_exit_2(cli, tiny, tmp_path):

@@ -197,3 +197,24 @@ def test_runs_start_longest_first_so_no_long_run_is_left_alone_at_the_end(tiny, 
     run_study(study, tmp_path / "out", jobs=1, log=lines.append)  # one worker: finish order = start
     done = [line.split()[1] for line in lines if line.startswith("[")]
     assert done == ["hidden=64", "hidden=64", "hidden=16", "hidden=16", "hidden=4", "hidden=4"]
+
+
+def test_table_md_rounds_mean_and_std_once_from_the_exact_values_table_csv_keeps(tiny, tmp_path):
+    import json
+    import statistics
+
+    from mnistlab.experiments.tables import write_tables
+    study = load_study(write_study(tmp_path, tiny, "[[grid]]\nbatch_size = [64]\n").parent / "tiny.toml")
+    study.repeats = 5
+    accuracies = [0.9502, 0.9514, 0.9531, 0.9518, 0.9497]  # the batch-size study's batch 64: std 0.0013463
+    specs = study.runs(5)
+    for spec, accuracy in zip(specs, accuracies):
+        folder = tmp_path / "out" / spec.run_dir
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy, "val_accuracy": accuracy,
+                                                         "epochs": 2, "stop_reason": "max epochs (2)",
+                                                         "seconds": 1.0}))
+    write_tables(study, tmp_path / "out", specs)
+    row = read_csv(tmp_path / "out" / "table.csv")[0]
+    assert float(row["std"]) == statistics.stdev(accuracies)  # exact, not a 5-digit copy (0.00135)
+    assert "| 0.9512 ± 0.0013 |" in (tmp_path / "out" / "table.md").read_text()  # not 0.0014

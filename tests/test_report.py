@@ -13,7 +13,7 @@ from report_fixtures import make_diverged, make_study
 
 from mnistlab.report.curves import curves_figure, runs_figure, write_curves
 from mnistlab.report.model import confusion_figure, mistakes, mistakes_figure, predict_set, weights_figure
-from mnistlab.report.records import load_histories, read_run, read_study
+from mnistlab.report.records import has_no_runs, load_histories, read_run, read_study
 from mnistlab.report.study import accuracy_figure, config_label, curves_band_figure
 
 EPOCHS = 3
@@ -428,10 +428,13 @@ def test_the_committed_report_page_holds_every_committed_study_as_it_stands():
     import re
 
     page = (ROOT / "docs" / "report.html").read_text()
-    studies = sorted(p.parent for p in (ROOT / "results").glob("*/table.csv"))
+    folders = sorted(p.parent for p in (ROOT / "results").glob("*/table.csv"))
+    studies = [folder for folder in folders if not has_no_runs(folder)]
     assert studies, "no committed study"
     sections = re.findall(r'<h2 id="([^"]+)">', page)
     assert set(sections) >= {s.name for s in studies}
+    for folder in set(folders) - set(studies):  # a sweep still on its first runs: named as waiting
+        assert re.search(rf"No run has ended yet in: [^<]*\b{folder.name}\b", page), folder.name
     for folder in studies:  # every configuration's mean, as table.csv has it now: the page is not stale
         section = page[page.index(f'<h2 id="{folder.name}">'):]
         section = section.split("<h2", 2)[1]  # up to the next section, or the end
@@ -442,7 +445,8 @@ def test_the_committed_report_page_holds_every_committed_study_as_it_stands():
 
 def test_the_committed_report_page_opens_in_chromium_with_every_image_loaded(browser):
     widths, _, errors = open_in_chromium(browser, ROOT / "docs" / "report.html")
-    assert len(widths) >= 2 * len(list((ROOT / "results").glob("*/table.csv"))) + 3
+    studies = [p.parent for p in (ROOT / "results").glob("*/table.csv") if not has_no_runs(p.parent)]
+    assert len(widths) >= 2 * len(studies) + 3
     assert all(w > 300 for w in widths), widths
     assert errors == []
 
