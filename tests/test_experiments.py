@@ -27,7 +27,7 @@ def write_study(folder, tiny, body, name="tiny"):
     """A study file over the tiny CSV data; ``body`` adds [[grid]], [report] and more."""
     path = Path(folder) / f"{name}.toml"
     path.write_text(f'name = "{name}"\nrepeats = 2\n[base]\ndata = "{tiny.train_csv}"\n'
-                    f'test_data = "{tiny.test_csv}"\nhidden = [16]\nepochs = 2\n' + body)
+                    f'test_data = "{tiny.test_csv}"\nhidden = [16]\nepochs = 2\naugment = "none"\n' + body)
     return path
 
 

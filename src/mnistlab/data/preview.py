@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, require_extra
+from ..errors import InputError, require_module
 from ..files import atomic_write
 from .augment import GEOMETRIC, TRANSFORMS, Augmentation
 
@@ -42,7 +42,7 @@ def preview(out_path, images=None, labels=None, augmentation=None, count=6, seed
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= MAX_COUNT:
         raise InputError(f"count = {count!r}: must be a whole number from 1 to {MAX_COUNT}")
-    require_extra("augment-preview", "matplotlib", "plot")
+    require_module("augment-preview", "matplotlib")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

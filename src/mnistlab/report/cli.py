@@ -7,7 +7,7 @@ calls it lazily so matplotlib is imported only when one of them runs.
 import sys
 from pathlib import Path
 
-from ..errors import InputError, require_extra
+from ..errors import InputError, require_module
 from ..files import missing_folders
 from .figures import FORMATS, image_format
 
@@ -51,7 +51,7 @@ def cmd_plot(args):
     from .figures import save_figure
     from .records import is_study
 
-    require_extra("mnistlab plot", "matplotlib", "plot")
+    require_module("mnistlab plot", "matplotlib")
     ext = args.format or "png"  # for files named here; an --out file's own suffix is kept
     if args.weights:
         if args.folders:
@@ -108,7 +108,7 @@ def created_note(folders):
 def cmd_report(args):
     from .html import write_report
 
-    require_extra("mnistlab report", "matplotlib", "plot")
+    require_module("mnistlab report", "matplotlib")
     out = output_file(args.out, "--out", ".html")
     created = missing_folders(out)
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
