@@ -730,3 +730,30 @@ def test_the_api_docs_render_in_chromium_with_the_network_off(browser, server):
         assert outside == []
     finally:
         context.close()
+
+
+def test_a_checkpoint_named_as_a_model_says_what_it_is_without_server_paths(client, runs, trained):
+    (runs / "ckpt").mkdir(exist_ok=True)
+    shutil.copy(trained / "checkpoint.safetensors", runs / "ckpt" / "model.safetensors")
+    try:
+        answer = client.get("/api/model", params={"model": "ckpt/model.safetensors"})
+        detail = answer.json()["detail"]
+        assert answer.status_code == 422 and "is a training checkpoint, not a model" in detail
+        assert str(runs) not in detail and "/tmp" not in detail and "use " not in detail, detail
+        assert detail.startswith("model 'ckpt/model.safetensors': ")
+    finally:
+        shutil.rmtree(runs / "ckpt")
+
+
+def test_draw_with_missing_weights_is_one_line_and_a_run_folder_is_served_as_load_takes_it(cli, runs, trained,
+                                                                                            monkeypatch, tmp_path):
+    assert_one_line_error(cli(["draw", "--weights", tmp_path / "nonexistent", "--no-browser"]),
+                          tmp_path / "nonexistent", "no such weights file")
+    from mnistlab.web import server
+    served = []
+    monkeypatch.setattr(server, "bind_workers", lambda host, port, workers: [])
+    monkeypatch.setattr(server, "serve", lambda app, socks, open_browser, on_ready: served.append(app)
+                        or on_ready("http://127.0.0.1:1/"))
+    result = cli(["draw", "--weights", runs / "default", "--no-browser", "--workers", "1"])
+    assert result.code == 0 and served, result.err
+    assert f"with {runs / 'default' / 'model.safetensors'}" in result.out

@@ -241,7 +241,7 @@ def create_app(weights, runs_dir="runs"):
         except UnknownModel as e:
             fail(404, str(e))
         except InputError as e:
-            fail(422, f"model {name!r}: {e}")
+            fail(422, f"model {name or catalogue.default_name!r}: {catalogue.without_paths(str(e), name)}")
 
     @app.get("/", include_in_schema=False)
     def index():
