@@ -388,7 +388,8 @@ def test_an_unreachable_dask_scheduler_is_one_line_naming_it(tiny, cli, tmp_path
 
 def test_a_quick_table_is_labelled_a_smoke_test_without_the_reports_numbers(tiny, cli, tmp_path):
     study = write_study(tmp_path, tiny, '[[grid]]\nbatch_size = [16]\n[report]\n"batch_size=16" = 0.97\n')
-    study.write_text(study.read_text().replace('name = "tiny"', 'name = "tiny"\ntitle = "100-100, 100 epochs, 5 seeds"'))
+    title = 'title = "100-100, 100 epochs, 5 seeds"'
+    study.write_text(study.read_text().replace('name = "tiny"', f'name = "tiny"\n{title}'))
     out, _ = run_study(study, tmp_path / "quick", jobs=2, quick=True, log=lambda m: None)
     table = (out / "table.md").read_text()
     assert "smoke test" in table.splitlines()[0] and "100 epochs" not in table.splitlines()[0]

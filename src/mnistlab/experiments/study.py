@@ -210,7 +210,8 @@ def load_study(path) -> Study:
             if key not in FIELDS:
                 raise InputError(f"{path}: [[grid]] {i + 1}: unknown key {key!r}")
             if key == "seed":
-                raise InputError(f"{path}: [[grid]] {i + 1}: seeds come from repeats (0..repeats-1), do not vary 'seed'")
+                raise InputError(f"{path}: [[grid]] {i + 1}: seeds come from repeats (0..repeats-1), "
+                                 "do not vary 'seed'")
             if not isinstance(options, list) or not options:
                 raise InputError(f"{path}: [[grid]] {i + 1}: {key} must be a non-empty list of values")
     count = sum(math.prod(len(options) for options in grid.values()) for grid in grids)
