@@ -406,3 +406,12 @@ def test_table_quick_writes_no_data_and_never_into_a_full_studys_folder(finished
     missing = tmp_path / "none"
     assert_one_line_error(cli(["sweep", study, "--out", missing, "--table", "--quick"]), missing)
     assert not missing.exists()
+
+
+def test_a_quick_folder_written_before_study_json_said_quick_is_still_taken_as_quick(tiny, cli, tmp_path):
+    study = write_study(tmp_path, tiny, "")
+    old = tmp_path / "tiny-quick"
+    (old / "quick-data").mkdir(parents=True)
+    (old / "study.json").write_text('{"name": "tiny"}\n')  # as older versions wrote it
+    assert cli(["sweep", study, "--out", old, "--table", "--quick"]).code == 0
+    assert_one_line_error(cli(["sweep", study, "--out", old, "--table"]), old, "smoke test")

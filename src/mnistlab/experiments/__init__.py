@@ -42,7 +42,8 @@ def _check_kind(out: Path, quick: bool):
         recorded = json.loads((out / "study.json").read_text())
     except (OSError, ValueError):
         return
-    was_quick = isinstance(recorded, dict) and recorded.get("quick") is True
+    # quick-data/: a quick sweep's folder from before study.json said "quick"
+    was_quick = (isinstance(recorded, dict) and recorded.get("quick") is True) or (out / "quick-data").is_dir()
     if was_quick != quick:
         held = "a --quick smoke test's" if was_quick else "a full study's"
         raise InputError(f"{out}: holds {held} results; "
