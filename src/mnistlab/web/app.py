@@ -201,8 +201,9 @@ def answer(model, image28):
     return Response(rest[:-1] + ',"input28":[[' + rows + "]]}", media_type="application/json")
 
 
-def create_app(weights, runs_dir="runs"):
-    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request."""
+def create_app(weights, runs_dir="runs", collect=None):
+    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request;
+    with ``collect`` (a drawings.CollectSettings), the drawings API too."""
     catalogue = Catalogue(runs_dir, weights)
     app = FastAPI(title="mnistlab draw", version="1",
                   description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
@@ -252,5 +253,8 @@ def create_app(weights, runs_dir="runs"):
         except InputError as e:
             fail(422, str(e))
 
+    if collect is not None:
+        from .drawings import drawings_router  # it imports this module's request parsers
+        app.include_router(drawings_router(collect, pick))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
