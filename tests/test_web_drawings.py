@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import SRC
+from conftest import SRC, assert_one_line_error
 
 from mnistlab.data import load_dataset, load_images_labels
 from mnistlab.data.collection import IMAGES, LABELS
@@ -300,3 +300,16 @@ def test_three_drawings_labelled_on_the_page_are_counted_scored_deleted_and_down
     assert result["examples"] == 2 and result["accuracy"] == pytest.approx(np.mean(np.array(answers[:2]) == labels[:2]))
     context.close()
     assert not errors, errors
+
+
+def test_draw_with_a_collect_folder_that_cannot_be_made_is_one_line(cli, runs, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = cli(["draw", "--no-browser", "--port", "0", "--weights", str(runs / "default" / "model.safetensors"),
+                  "--collect", str(tmp_path / "file" / "drawings")])
+    assert_one_line_error(result, "drawings folder")
+
+
+def test_draw_with_a_cap_that_is_not_positive_is_one_line(cli, runs):
+    result = cli(["draw", "--no-browser", "--port", "0", "--weights", str(runs / "default" / "model.safetensors"),
+                  "--collect-max-mb", "0"])
+    assert_one_line_error(result, "--collect-max-mb")

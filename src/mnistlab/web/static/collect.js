@@ -53,6 +53,7 @@ new MutationObserver(updateFeedback).observe(digitEl, { attributes: true, childL
 
 function showSummary(summary) {
   collectEl.hidden = false;
+  document.getElementById("download").href = "/api/drawings/download";
   document.getElementById("collect-folder").textContent = summary.folder;
   collectAllowed = summary.allowed;
   collectOn.disabled = !summary.allowed;
