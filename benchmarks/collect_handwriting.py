@@ -17,6 +17,7 @@ around loops; junction pixels are shared so strokes meet). The strokes are drawn
 stroke width (inked area / skeleton length, times 7, within the page's 4..40).
 
     python benchmarks/collect_handwriting.py --out bench-drawings [--tune 900 --test 600]
+    python benchmarks/collect_handwriting.py --out bench-drawings --only tune --tune-start 900 --tune 1097
 
 writes bench-drawings/tune/ (first rows) and bench-drawings/test/ (last rows), each a drawings folder
 (`mnistlab test --data` and fine-tuning read them). Needs scikit-learn (pip install scikit-learn) and
@@ -183,8 +184,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench-drawings", help="folder for tune/ and test/ (default: %(default)s)")
     parser.add_argument("--weights", default="runs/default/model.safetensors", help="model the page serves")
-    parser.add_argument("--tune", type=int, default=900, help="first rows, for fine-tuning (default: %(default)s)")
+    parser.add_argument("--tune", type=int, default=900, help="rows before this one fine-tune (default: %(default)s)")
     parser.add_argument("--test", type=int, default=600, help="last rows, for testing (default: %(default)s)")
+    parser.add_argument("--tune-start", type=int, default=0,
+                        help="first row of the tuning part: add rows to a folder collected before (default: 0)")
+    parser.add_argument("--only", choices=("tune", "test"), help="collect one part only")
     args = parser.parse_args()
     try:
         from sklearn.datasets import load_digits
@@ -196,7 +200,9 @@ def main():
     n = len(digits.target)
     if args.tune + args.test + 300 > n:
         raise SystemExit(f"--tune + --test must leave 300 of the {n} rows between them")
-    parts = {"tune": slice(0, args.tune), "test": slice(n - args.test, n)}
+    parts = {"tune": slice(args.tune_start, args.tune), "test": slice(n - args.test, n)}
+    if args.only:
+        parts = {args.only: parts[args.only]}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
