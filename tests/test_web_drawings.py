@@ -52,7 +52,9 @@ def canvas_of(digit):
     return {"width": 140, "height": 140, "data": base64.b64encode(big.tobytes()).decode()}
 
 
-def test_labelled_drawings_are_kept_and_the_summary_counts_and_scores_them(runs, tmp_path, mnist_test):
+def test_labelled_drawings_are_kept_and_the_summary_counts_and_scores_them(runs, tmp_path, mnist_test, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the folder is outside the working folder
     client = make_client(runs, tmp_path / "drawings")
     images, labels = mnist_test
     answers = []
@@ -66,7 +68,7 @@ def test_labelled_drawings_are_kept_and_the_summary_counts_and_scores_them(runs,
     assert summary["session"]["per_digit"] == np.bincount(labels[:6], minlength=10).tolist()
     expected = np.mean(np.array(answers) == labels[:6])
     assert summary["session"]["accuracy"] == pytest.approx(expected)
-    assert summary["folder"] == str(tmp_path / "drawings") and summary["recent"][0]["id"] == 7
+    assert summary["folder"] == "…/drawings/" and summary["recent"][0]["id"] == 7  # no server path
     images_back, labels_back = load_images_labels(tmp_path / "drawings")  # MNIST IDX, read back
     assert images_back.shape == (7, 784) and labels_back.tolist() == [*labels[:6].tolist(), 3]
 
@@ -224,7 +226,8 @@ def test_three_drawings_labelled_on_the_page_are_counted_scored_deleted_and_down
     page.goto(server)
     page.wait_for_selector("#collect:not([hidden])")
     assert page.is_checked("#collect-on")  # --collect: on from the start
-    assert page.inner_text("#collect-folder") == str(collect_folder)
+    shown = page.inner_text("#collect-folder")
+    assert shown.endswith(f"{collect_folder.name}/") and str(collect_folder.parent) not in shown
 
     draw_with_mouse(page, ONE)
     read = read_digit(page)
@@ -279,3 +282,9 @@ def test_draw_with_a_cap_that_is_not_positive_is_one_line(cli, runs):
     result = cli(["draw", "--no-browser", "--port", "0", "--weights", str(runs / "default" / "model.safetensors"),
                   "--collect-max-mb", "0"])
     assert_one_line_error(result, "--collect-max-mb")
+
+
+def test_the_page_names_a_folder_inside_the_working_folder_by_its_relative_path(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    client = make_client(runs, "mine/drawings")
+    assert client.get("/api/drawings/summary").json()["folder"] == "mine/drawings/"

@@ -54,8 +54,16 @@ class CollectSettings:
                 self._collection = Collection(self.folder, self.max_bytes)
             return self._collection
 
+    def shown_folder(self):
+        """The folder as the page names it, with no server path (as /api/models names models): relative
+        to the server's working folder when inside it, else ``…/NAME``."""
+        folder = Path(self.folder).resolve()
+        if folder.is_relative_to(Path.cwd()):
+            return folder.relative_to(Path.cwd()).as_posix() + "/"
+        return f"…/{folder.name}/"
+
     def state(self):
-        return {"folder": self.folder, "enabled": self.enabled, "allowed": self.allowed,
+        return {"folder": self.shown_folder(), "enabled": self.enabled, "allowed": self.allowed,
                 "max_bytes": self.max_bytes}
 
 
