@@ -43,15 +43,41 @@ def row(name, mix, metrics):
             f"({mnist_after - mnist_before:+.2f}) | {100 * closed:.0f}% | {'yes' if goal else 'no'} |")
 
 
+def references(drawings, tune_rows):
+    """How separable the handwriting is across these writers, without MNIST: an SVM on scikit-learn's
+    8x8 originals (the first ``tune_rows`` rows -> the last 400), and an SVM and 1-NN fitted on the
+    tune drawings alone (as the page stored them, 28x28) -> the test drawings."""
+    from sklearn.datasets import load_digits
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    from mnistlab.data import load_images_labels
+
+    digits = load_digits()
+    x, y = digits.data, digits.target
+    print(f"SVM (RBF) on the 8x8 originals, rows 0..{tune_rows - 1} -> the last 400 rows: "
+          f"{100 * (SVC(gamma=0.001).fit(x[:tune_rows], y[:tune_rows]).predict(x[-400:]) == y[-400:]).mean():.2f}%")
+    tx, ty = load_images_labels(Path(drawings) / "tune")
+    sx, sy = load_images_labels(Path(drawings) / "test")
+    tx, ty = tx[:tune_rows] / 255.0, ty[:tune_rows]
+    for name, model in (("SVM (RBF)", SVC(gamma="scale")), ("1-NN", KNeighborsClassifier(1))):
+        accuracy = (model.fit(tx, ty).predict(sx / 255.0) == sy).mean()
+        print(f"{name} fitted on the first {len(ty)} tune drawings -> the test drawings: {100 * accuracy:.2f}%")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drawings", default="bench-drawings", help="folder with tune/ and test/")
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=WEIGHTS")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=WEIGHTS")
+    parser.add_argument("--reference", type=int, metavar="ROWS",
+                        help="print classifiers fitted on the first ROWS tune drawings alone (needs scikit-learn)")
     parser.add_argument("--mix", type=float, action="append", help="MNIST share of each batch (repeatable; default 0.8)")
     parser.add_argument("--runs", default="runs/handwriting", help="where the fine-tuned runs go")
     parser.add_argument("--table", default=None, help="also write the table (markdown) here")
     parser.add_argument("extra", nargs="*", help="more `mnistlab train` flags, after --")
     args = parser.parse_args()
+    if args.reference:
+        references(args.drawings, args.reference)
     lines = ["| model | mix | test writers' drawings | MNIST test | gap closed | goal |",
              "| --- | --- | --- | --- | --- | --- |"]
     for spec in args.model:
@@ -60,6 +86,8 @@ def main():
             metrics, out = finetune(name, weights, args.drawings, mix, args.runs, args.extra)
             lines.append(row(name, mix, metrics))
             print(lines[-1], flush=True)
+    if not args.model:
+        return
     n = metrics["drawings"]
     lines.append(f"\n{n['train']} drawings for fine-tuning, {n['val']} held out for validation, "
                  f"{n['test']} of other writers for the test.")
