@@ -46,6 +46,11 @@ def cmd_train(args):
         from .report import write_curves
         require_module("train --plot", "matplotlib")  # before training, not after its first epoch
         after_epoch = lambda out_dir: write_curves(out_dir, out_dir / "curves.png")  # noqa: E731
+    if not args.resume:
+        from .finetune import is_drawings_folder
+        config = config_from_args(args)
+        if is_drawings_folder(config.data):  # a folder of collected drawings: fine-tune on it
+            return cmd_finetune(args, config)
     if args.resume:
         extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]
         extra += [flag for flag, value in (("--config", args.config), ("--out", args.out), ("--replace", args.replace))
@@ -72,6 +77,18 @@ def cmd_train(args):
     print(f"stopped: {m['stop_reason']} after {m['epochs']} epochs, {m['seconds']:.1f} s training, "
           f"{m['wall_seconds']:.1f} s in all")
     print(f"test accuracy {100 * m['test_accuracy']:.2f}%")
+    print(f"run folder {result.out_dir}: model.safetensors, history.csv, metrics.json, config.toml")
+    return 0
+
+
+def cmd_finetune(args, config):
+    from .finetune import describe_result, start_finetune
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.out:
+        result = start_finetune(config, args.out, log)
+    else:
+        result = start_finetune(config, f"runs/{time.strftime('%Y%m%d-%H%M%S')}", log, unique=True)
+    print("\n".join(describe_result(result.metrics)))
     print(f"run folder {result.out_dir}: model.safetensors, history.csv, metrics.json, config.toml")
     return 0
 

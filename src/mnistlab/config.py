@@ -147,6 +147,8 @@ class RunConfig:
     init_from: str | None = setting(
         None, "fine-tune from a saved model.safetensors (its architecture is used; --hidden and "
         "--activation must agree with it or be left out)", "PATH", shown="none")
+    mix: float = setting(0.8, "fine-tuning on a drawings folder (--data DIR with --init-from): the fraction of "
+                         "each batch taken from MNIST's training set", "FRACTION", check=fraction)
     threads: int | None = setting(
         None, "most BLAS threads to use; small networks and batches use one", "N", check=positive_or_none,
         shown="every core")

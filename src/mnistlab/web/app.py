@@ -227,8 +227,9 @@ def add_offline_docs(app):
                                    swagger_ui_parameters={"validatorUrl": None})
 
 
-def create_app(weights, runs_dir="runs"):
-    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request."""
+def create_app(weights, runs_dir="runs", collect=None):
+    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request;
+    with ``collect`` (a drawings.CollectSettings), the drawings API too."""
     catalogue = Catalogue(runs_dir, weights)
     app = FastAPI(title="mnistlab draw", version="1", docs_url=None, redoc_url=None,
                   description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
@@ -279,5 +280,8 @@ def create_app(weights, runs_dir="runs"):
         except InputError as e:
             fail(422, str(e))
 
+    if collect is not None:
+        from .drawings import drawings_router  # it imports this module's request parsers
+        app.include_router(drawings_router(collect, pick))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
