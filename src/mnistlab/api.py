@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,6 +50,12 @@ def train(*, out=None, log=print, progress=False, **settings):
 
     Returns a Run. ``log`` receives each progress line (None: quiet). Bad settings raise InputError.
     """
+    for key in ("data", "test_data", "init_from"):  # a NumPy array here once filled the error with its digits
+        value = settings.get(key)
+        if value is not None and not isinstance(value, (str, PathLike)):
+            raise InputError(f"train(): {key} must be a path (a CSV or IDX file, or a folder of IDX files), "
+                             f"not {type(value).__name__}; to train on arrays, write them first with "
+                             "mnistlab.data.export_csv", field=key)
     config = from_values(settings, "train()")
     quiet = log or (lambda message: None)
     if out is None:

@@ -69,7 +69,8 @@ def load_data(config):
     if augment and config.augment_mode == "offline":
         from .data.augment import expand
 
-        tx, ty = expand(tx, ty, augment, config.augment_copies, np.random.default_rng([config.seed, AUGMENT_STREAM]))
+        tx, ty = expand(tx, ty, augment, config.augment_copies, np.random.default_rng([config.seed, AUGMENT_STREAM]),
+                        one_each=config.augment_copy == "one_each")
     f = datasets.to_float
     return RunData(f(tx), ty, f(vx), vy, f(ds.test_images), ds.test_labels,
                    datasets.fingerprint(ds.train_images, ds.train_labels), ds.source)
@@ -123,11 +124,15 @@ def as_trained(config):
     architecture and activation, so config.toml and the model's metadata record the truth."""
     if not config.init_from:
         return config
+    return with_network_of(config, loaded_network(config))
+
+
+def with_network_of(config, network):
+    """``config`` describing ``network``: its hidden sizes (or arch) and activation."""
     from dataclasses import replace
 
     from .config import FIELDS
 
-    network = loaded_network(config)
     name, value = _network_setting(network)
     shape = {"hidden": value, "arch": None} if name == "hidden" else {"hidden": FIELDS["hidden"].default, "arch": value}
     return replace(config, **shape, activation=network.activation_name)

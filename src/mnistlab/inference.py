@@ -13,6 +13,7 @@ and evaluated in chunks, so memory stays bounded for any set and any layer type.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -80,11 +81,13 @@ class Model:
                 shapes += f"(n, {', '.join(map(str, self.input_shape))}), "
             raise InputError(f"images: shape {np.shape(images)} does not fit the network's {features} inputs "
                              f"(expected {shapes}(n, {features}) or one image)")
-        if x.dtype == np.uint8:
-            return to_float(x), single
         if x.dtype.kind in "iu":
             if x.size and (x.min() < 0 or x.max() > 255):
                 raise InputError(f"images: integer pixels must be in 0..255, got {x.min()}..{x.max()}")
+            if x.size and x.max() == 1:  # (X > 128).astype(int): read as 0-255, every image is near black
+                warnings.warn("images: integer pixels whose largest value is 1 are read as 0-255, so they look "
+                              "almost black to the model; for 0/1 images pass images * 255 or floats 0-1",
+                              UserWarning, stacklevel=3)
             return to_float(x), single
         if x.dtype.kind != "f":
             raise InputError(f"images: expected uint8 pixels 0-255 or floats 0-1, got dtype {x.dtype}")
@@ -133,8 +136,24 @@ class Model:
         from .evaluate import score
 
         x, _ = self.inputs(images)
-        labels = np.asarray(labels).reshape(-1)
+        if not len(x):
+            raise InputError("images: none given; evaluate needs at least one labelled image")
+        labels = class_labels(labels, self.classes)
         if len(labels) != len(x):
             raise InputError(f"labels: {len(labels)} labels for {len(x)} images")
         self.check_labels(labels, "labels", "the model")
         return score(self, x, labels)
+
+
+def class_labels(labels, classes):
+    """``labels`` as an integer array (n,), or InputError: text, fractions and classes out of range are
+    refused (whole-number floats such as 2.0 are taken as the integers they are)."""
+    y = np.asarray(labels).reshape(-1)
+    if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        shown = ", ".join(str(v) for v in y[:3]) + (", ..." if y.size > 3 else "")
+        raise InputError(f"labels: expected integer classes 0..{classes - 1}, got {y.dtype} values ({shown})")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise InputError(f"labels: expected classes 0..{classes - 1}, got {y.min()}..{y.max()}")
+    return y
