@@ -241,3 +241,27 @@ def test_the_config_knows_the_transforms_and_their_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(Augmentation) if f.name != "transforms"}
     assert set(AUGMENT_STRENGTHS) == set(defaults)
     assert {name: FIELDS[name].default for name in AUGMENT_STRENGTHS} == defaults
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--out", "x.bogus"], "unknown image format 'bogus'"),
+    (["--count", "0"], "--count 0"),
+    (["--count", "-3"], "--count -3"),
+    (["--count", "100000"], "--count 100000"),
+    (["--seed", "-1"], "--seed -1"),
+    (["--out", "dir/"], "is a folder"),
+])
+def test_augment_preview_checks_every_argument_up_front_in_one_line(cli, tmp_path, monkeypatch, args, fragment):
+    from conftest import assert_one_line_error
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    result = cli(["augment-preview", *args])
+    assert_one_line_error(result, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"] and not any((tmp_path / "dir").iterdir())
+
+
+def test_augment_preview_writes_svg_by_its_suffix_and_says_which_folders_it_made(cli, tmp_path):
+    out = tmp_path / "new" / "grid.svg"
+    result = cli(["augment-preview", "--out", out, "--count", "1"])
+    assert result.code == 0, result.err
+    assert out.read_bytes().startswith(b"<?xml") and f"created folder {tmp_path / 'new'}/" in result.out

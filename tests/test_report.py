@@ -337,6 +337,25 @@ def test_plot_without_folders_or_weights_and_report_of_an_empty_folder_are_input
     assert_one_line_error(cli(["plot", tmp_path, "--format", "gif"]), "invalid choice")
 
 
+def test_with_a_runs_default_in_the_working_folder_plot_checks_hold_and_report_adds_that_model(
+        study_dir, trained, tiny, tmp_path, cli):
+    # After `make run` a user's folder holds runs/default/model.safetensors, the report's default model.
+    (tmp_path / "runs" / "default").mkdir(parents=True)
+    shutil.copy(trained / "model.safetensors", tmp_path / "runs" / "default" / "model.safetensors")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(cli(["plot"]), "give run folders")
+    assert_one_line_error(cli(["plot", empty / "nope"]), "nope: no such run folder")
+    assert_one_line_error(cli(["plot", empty, "--format", "gif"]), "invalid choice")
+    copy(study_dir, tmp_path / "results", "hidden")
+    result = cli(["report", tmp_path / "results", "--out", tmp_path / "r.html", "--data", tiny.test_csv])
+    assert result.code == 0 and "no model section" not in result.out, result.err
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="hidden"' in page and 'id="model"' in page
+    result = cli(["report", empty, "--out", tmp_path / "model-only.html", "--data", tiny.test_csv])
+    assert result.code == 0 and 'id="model"' in (tmp_path / "model-only.html").read_text()
+
+
 # The HTML report --------------------------------------------------------------------------------------------
 
 
@@ -392,7 +411,7 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(
 def test_without_matplotlib_plot_report_and_train_plot_say_how_to_install_it(study_dir, tiny, tmp_path, cli,
                                                                              monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were not installed
-    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "mnistlab[plot]")
+    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "reinstall mnistlab")
     assert_one_line_error(cli(["report", study_dir.parent, "--out", tmp_path / "r.html"]), "mnistlab report needs")
     out = tmp_path / "run"
     result = cli(["train", "--data", tiny.train_csv, "--test-data", tiny.test_csv, "--hidden", "16", "--plot",
@@ -485,3 +504,46 @@ def test_train_plot_redraws_the_curves_after_every_epoch(cli, tiny, tmp_path, mo
     png = (tmp_path / "run" / "curves.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+# Hostile input (issue 21) -------------------------------------------------------------------------------------
+
+
+def test_plot_refuses_an_out_suffix_that_disagrees_with_format_before_drawing(two_runs, tmp_path, cli):
+    out = tmp_path / "x.svg"
+    result = cli(["plot", *two_runs, "--out", out, "--format", "png"])
+    assert_one_line_error(result, out, "svg", "png")
+    assert not out.exists()
+    assert cli(["plot", *two_runs, "--out", out, "--format", "svg"]).code == 0  # agreeing is fine
+    assert out.read_bytes().startswith(b"<?xml")
+
+
+def test_plot_of_a_run_with_no_finite_history_warns_naming_the_run_and_epochs(trained, tmp_path, cli):
+    run = copy(trained, tmp_path)
+    rows = (run / "history.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    bad = [",".join(v if k in ("epoch", "lr", "seconds") else ("nan" if i % 2 else "inf")
+                    for i, (k, v) in enumerate(zip(header, row.split(",")))) for row in rows[1:]]
+    (run / "history.csv").write_text("\n".join([rows[0], *bad]) + "\n")
+    result = cli(["plot", run, "--out", tmp_path / "c.png"])
+    assert result.code == 0, result.err
+    assert result.err.count("\n") == 1 and result.err.startswith("mnistlab: warning: ")
+    assert str(run) in result.err and "epochs 1-2" in result.err and "nothing finite" in result.err
+    assert (tmp_path / "c.png").is_file()
+
+
+def test_output_errors_name_the_path_given_never_a_temporary_file(two_runs, study_dir, tmp_path, cli):
+    result = cli(["plot", *two_runs, "--out", "/proc/x.png"])
+    assert_one_line_error(result, "/proc/x.png")
+    assert ".tmp" not in result.err
+    (tmp_path / "rep").mkdir()
+    result = cli(["report", study_dir.parent, "--out", f"{tmp_path / 'rep'}/"])
+    assert_one_line_error(result, tmp_path / "rep", "is a folder")
+    assert ".tmp" not in result.err and not any((tmp_path / "rep").iterdir())
+
+
+def test_plot_says_which_folders_it_created_for_its_output(two_runs, tmp_path, cli):
+    out = tmp_path / "a" / "b" / "c.png"
+    result = cli(["plot", *two_runs, "--out", out])
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"wrote {out} (created folders {tmp_path / 'a'}/, {tmp_path / 'a' / 'b'}/)"

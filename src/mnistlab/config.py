@@ -102,7 +102,7 @@ class RunConfig:
     init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
     dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
     # Augmentation (data/augment.py): which transforms, how, and each one's strength
-    augment: str = setting("none", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
+    augment: str = setting("shift,elastic", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
                            "NAMES", check=known_augmentations)
     augment_mode: str = setting("online", "online: fresh variants every epoch; offline: the set plus "
                                 "--augment-copies fixed variants per image", "MODE", choices=AUGMENT_MODES)
@@ -147,6 +147,8 @@ class RunConfig:
     init_from: str | None = setting(
         None, "fine-tune from a saved model.safetensors (its architecture is used; --hidden and "
         "--activation must agree with it or be left out)", "PATH", shown="none")
+    mix: float = setting(0.8, "fine-tuning on a drawings folder (--data DIR with --init-from): the fraction of "
+                         "each batch taken from MNIST's training set", "FRACTION", check=fraction)
     threads: int | None = setting(
         None, "most BLAS threads to use; small networks and batches use one", "N", check=positive_or_none,
         shown="every core")
