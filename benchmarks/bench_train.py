@@ -68,7 +68,9 @@ def train_flops_per_sample(sizes):
 def torch_copy(net):
     """A torch nn.Sequential (Linear, ReLU, ..., Linear) holding the same weights as mnistlab's net."""
     layers = []
-    for W, b in zip(net.weights, net.biases):
+    tensors = net.tensors()
+    for i in range(len(net.layers)):
+        W, b = tensors[f"dense.{i}.weight"], tensors[f"dense.{i}.bias"]
         lin = torch.nn.Linear(*W.shape)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(W.T.copy()))  # torch stores (fan_out, fan_in)

@@ -98,7 +98,7 @@ def test_the_fallback_library_trains_to_the_same_weights():
     """MNISTLAB_BLAS=scipy makes every product go to SciPy's BLAS; results agree to rounding."""
     script = ("import json, sys; sys.path.insert(0, 'tests'); import test_blas as t; "
               "from mnistlab.nn.blas import LIBRARY; net, loss, _ = t._train_small(); "
-              "print(json.dumps([LIBRARY, loss, [w.tolist() for w in net.weights]]))")
+              "print(json.dumps([LIBRARY, loss, [w.tolist() for w in net.tensors().values()]]))")
     env = dict(os.environ, MNISTLAB_BLAS="scipy")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
@@ -107,7 +107,7 @@ def test_the_fallback_library_trains_to_the_same_weights():
     assert library == "scipy"
     net, here_loss, _ = _train_small()
     assert loss == pytest.approx(here_loss, rel=1e-5)
-    for theirs, ours in zip(weights, net.weights):
+    for theirs, ours in zip(weights, net.tensors().values()):
         np.testing.assert_allclose(np.array(theirs), ours, rtol=1e-4, atol=1e-5)
 
 
@@ -129,7 +129,7 @@ def test_an_epoch_equals_its_steps_one_by_one():
     loss, correct = nets[0].train_epoch(x, y, 32, opts[0], 0.1, rngs[0],
                                         progress=lambda *totals: seen.append(totals))
     steps = [nets[1].train_step(x[i:i + 32], y[i:i + 32], opts[1], 0.1, rngs[1]) for i in range(0, 100, 32)]
-    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+    for a, b in zip(nets[0].tensors().values(), nets[1].tensors().values()):
         assert np.array_equal(a, b)  # the same arithmetic, batch by batch, the short last one included
     assert loss == pytest.approx(sum(s[0] * n for s, n in zip(steps, (32, 32, 32, 4))) / 100, rel=1e-6)
     assert correct == sum(s[1] for s in steps)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import SRC, assert_one_line_error, tiny_train_args
-from mnistlab.config import CHOICES, FIELDS, RunConfig, load_toml, updated, validate
+from mnistlab.config import FIELDS, RunConfig, load_toml, updated, validate
 from mnistlab.errors import InputError
 from mnistlab.config import to_toml as config_toml
 
@@ -215,7 +215,8 @@ def test_every_setting_has_a_help_text_a_placeholder_a_flag_and_a_toml_key(cli):
 def test_the_config_choices_are_the_names_in_the_registries():
     from mnistlab.nn import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, SCHEDULES
     from mnistlab.stopping import STOPPING
-    assert CHOICES == {"activation": tuple(ACTIVATIONS), "init": tuple(INITIALIZERS),
+    choices = {name: f.metadata["choices"] for name, f in FIELDS.items() if f.metadata["choices"]}
+    assert choices == {"activation": tuple(ACTIVATIONS), "init": tuple(INITIALIZERS),
                        "optimizer": tuple(OPTIMIZERS), "schedule": tuple(SCHEDULES), "stop": tuple(STOPPING),
                        "augment_mode": ("online", "offline"), "augment_copy": ("composed", "one_each")}
 
@@ -273,3 +274,59 @@ def test_the_example_config_file_is_the_printed_default_config(cli):
     example = Path(__file__).resolve().parents[1] / "examples" / "config.toml"
     assert example.read_text() == cli(["train", "--print-config"]).out
     assert load_toml(example) == RunConfig()
+
+
+# ---------------------------------------------------------------- the network as an arch spec
+
+
+def test_an_all_fc_arch_is_stored_as_the_hidden_sizes_it_means(tmp_path):
+    config = updated(RunConfig(), {"arch": "fc100-fc50"}, "flag")
+    assert config.hidden == (100, 50) and config.arch is None and config.spec == "fc100-fc50"
+    assert config_toml(config) == config_toml(updated(RunConfig(), {"hidden": "100,50"}, "flag"))
+
+
+def test_any_other_arch_is_kept_written_without_hidden_and_read_back(tmp_path):
+    config = validate(updated(RunConfig(), {"arch": "conv32k5s1-pool2-fc128"}, "flag"), "flag")
+    assert config.arch == "conv32k5-pool2-fc128" and config.spec == config.arch  # canonical form
+    text = config_toml(config)
+    assert 'arch = "conv32k5-pool2-fc128"' in text and "hidden" not in text
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert load_toml(path) == config
+
+
+def test_a_later_hidden_replaces_an_arch_as_a_flag_overrides_a_file():
+    config = updated(updated(RunConfig(), {"arch": "conv8k3-fc16"}, "c.toml"), {"hidden": "32"}, "flag")
+    assert config.arch is None and config.spec == "fc32"
+
+
+@pytest.mark.parametrize("values, where, must_mention", [
+    ({"arch": "fc10", "hidden": [20]}, "c.toml", ["c.toml: arch and hidden both given"]),
+    ({"arch": "conv32k0"}, "c.toml", ["c.toml: arch = 'conv32k0': 'conv32k0' at token 1: kernel must be >= 1"]),
+    ({"arch": "fc800-fcx"}, "flag", ["flag: --arch = 'fc800-fcx': 'fcx' at token 2: needs its units"]),
+])
+def test_a_bad_or_doubled_arch_is_one_line_naming_where(values, where, must_mention):
+    with pytest.raises(InputError) as caught:
+        updated(RunConfig(), values, where)
+    assert all(m in str(caught.value) for m in must_mention) and caught.value.field == "arch"
+
+
+def test_arch_on_the_command_line_trains_that_network(cli, tiny, tmp_path):
+    result = cli(["train", *tiny.data_flags, "--arch", "fc24-fc12", "--epochs", "1", "--out", tmp_path / "run"])
+    assert result.code == 0, result.err
+    assert "training [784, 24, 12, 10]" in result.out
+    assert load_toml(tmp_path / "run" / "config.toml").hidden == (24, 12)
+
+
+def test_hidden_and_arch_together_on_the_command_line_exit_2(cli, tiny, tmp_path):
+    result = cli(["train", *tiny.data_flags, "--hidden", "16", "--arch", "fc16", "--out", tmp_path / "run"])
+    assert_one_line_error(result, "--arch and --hidden both given")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_layer_type_not_written_yet_is_one_line_before_training(cli, tiny, tmp_path, monkeypatch):
+    from mnistlab import arch
+
+    monkeypatch.setitem(arch.TOKENS, "wave", arch.Token("wave", (), "mnistlab.nn.wave:Wave"))
+    result = cli(["train", *tiny.data_flags, "--arch", "wave-fc16", "--epochs", "1", "--out", tmp_path / "run"])
+    assert_one_line_error(result, "'wave'", "not implemented yet")

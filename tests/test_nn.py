@@ -1,11 +1,14 @@
 """The network's maths: every activation, the loss, and backprop through every layer against finite
 differences in float64; extreme logits; optimizers against their textbook update; seeded reruns."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from mnistlab.nn import (ACTIVATIONS, INITIALIZERS, Adam, LayerGradient, Network, Sgd,
+from mnistlab.nn import (ACTIVATIONS, INITIALIZERS, Adam, LayerGradient, Network, Parameter, Sgd,
                          SoftmaxCrossEntropy, log_softmax, make_schedule)
+from mnistlab.nn.layer import simple_parameters
 
 
 def numerical_grad(f, x, eps=1e-6):
@@ -79,19 +82,20 @@ def test_softmax_cross_entropy_is_finite_for_huge_logits(dtype):
 def test_backprop_matches_finite_differences_for_every_layer(activation, init, sizes):
     rng = np.random.default_rng(3)
     net = Network.initialized(sizes, init, rng, activation, dtype=np.float64)
-    for b in net.biases:
-        b[...] = rng.standard_normal(b.shape) * 0.1
+    for name, b in net.tensors().items():
+        if name.endswith(".bias"):
+            b[...] = rng.standard_normal(b.shape) * 0.1
     x = rng.standard_normal((4, sizes[0]))
     labels = rng.integers(0, sizes[-1], 4)
-    loss, dW, db = net.gradients(x, labels)
-    assert loss == pytest.approx(net.evaluate(x, labels)[0])
+    loss, grads = net.gradients(x, labels)
+    assert loss == pytest.approx(net.evaluate(x, labels).loss)
 
     def f():
-        return net.evaluate(x, labels)[0]
+        return net.evaluate(x, labels).loss
 
-    for i in range(len(net.weights)):
-        np.testing.assert_allclose(dW[i], numerical_grad(f, net.weights[i]), rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(db[i], numerical_grad(f, net.biases[i]), rtol=1e-5, atol=1e-8)
+    assert sorted(grads) == sorted(net.tensors()) and len(grads) == 2 * (len(sizes) - 1)
+    for name, tensor in net.tensors().items():
+        np.testing.assert_allclose(grads[name], numerical_grad(f, tensor), rtol=1e-5, atol=1e-8)
 
 
 def test_backprop_with_dropout_matches_finite_differences_for_the_same_mask():
@@ -102,42 +106,42 @@ def test_backprop_with_dropout_matches_finite_differences_for_the_same_mask():
     labels = np.array([0, 3, 1])
 
     def f():  # the same generator state draws the same masks every time
-        return net.gradients(x, labels, np.random.default_rng(6))[0]
+        return net.gradients(x, labels, np.random.default_rng(6)).loss
 
-    _, dW, db = net.gradients(x, labels, np.random.default_rng(6))
-    for i in range(len(net.weights)):
-        np.testing.assert_allclose(dW[i], numerical_grad(f, net.weights[i]), rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(db[i], numerical_grad(f, net.biases[i]), rtol=1e-5, atol=1e-8)
-    assert any(np.all(g == 0, axis=1).any() for g in dW[1:])  # some units really were dropped
+    _, grads = net.gradients(x, labels, np.random.default_rng(6))
+    for name, tensor in net.tensors().items():
+        np.testing.assert_allclose(grads[name], numerical_grad(f, tensor), rtol=1e-5, atol=1e-8)
+    assert any(np.all(grads[f"dense.{i}.weight"] == 0, axis=1).any() for i in (1, 2))  # units really were dropped
 
 
 def test_gradients_leave_the_weights_untouched():
     net = Network.initialized([5, 4, 3], "he", np.random.default_rng(0))
-    before = [w.copy() for w in net.weights]
+    before = net.copy_parameters()
     net.gradients(np.ones((2, 5), np.float32), np.array([0, 1]))
-    assert all(np.array_equal(a, b) for a, b in zip(before, net.weights))
+    assert all(np.array_equal(before[name], t) for name, t in net.tensors().items())
 
 
 def test_float32_training_step_agrees_with_float64():
     rng = np.random.default_rng(7)
     net64 = Network.initialized([20, 16, 10], "he", rng, dtype=np.float64)
-    net32 = Network([w.astype(np.float32) for w in net64.weights],
-                    [b.astype(np.float32) for b in net64.biases])
+    net32 = Network(net64.arch)
+    net32.set_parameters(net64.tensors())
     x = rng.random((8, 20))
     y = rng.integers(0, 10, 8)
     l64, _ = net64.train_step(x, y, Sgd(momentum=0.9), 0.1)
     l32, _ = net32.train_step(x.astype(np.float32), y, Sgd(momentum=0.9), 0.1)
     assert l32 == pytest.approx(l64, rel=1e-5)
-    for a, b in zip(net32.weights, net64.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    assert net32.weights[0].dtype == np.float32
+    for name, a in net32.tensors().items():
+        np.testing.assert_allclose(a, net64.tensors()[name], rtol=1e-4, atol=1e-6)
+    assert net32.tensors()["dense.0.weight"].dtype == np.float32
 
 
 def _update(optimizer, W, b, x, delta, lr):
     """Apply optimizer to the layer (W, b), in place, for inputs x and dLoss/dz delta."""
     P = np.vstack([W, b[None]])  # the layer's parameter array, as the network keeps it
     inputs = np.hstack([x, np.ones((len(x), 1))])
-    optimizer.update(0, P, LayerGradient(inputs, delta), lr)
+    parts = {"dense.0.weight": slice(0, -1), "dense.0.bias": -1}
+    optimizer.update(Parameter("dense.0", P, LayerGradient(inputs, delta), parts, decay=slice(0, -1)), lr)
     W[...], b[...] = P[:-1], P[-1]
 
 
@@ -162,6 +166,29 @@ def test_sgd_updates_follow_the_textbook_formulas(momentum, weight_decay, nester
         _update(opt, W, b, x, delta, 0.1)
         np.testing.assert_allclose(W, expected[0], rtol=1e-12)
         np.testing.assert_allclose(b, expected[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: Sgd(0.9, True, 0.01), lambda: Sgd(0.9, False, 0.01),
+                                       lambda: Sgd(0.0, True, 0.01), lambda: Adam(weight_decay=0.01)])
+def test_separate_weight_and_bias_arrays_update_as_the_packed_dense_array_does(optimizer):
+    """Weight decay by name: a layer with plain "weight" and "bias" arrays (simple_parameters) gets the
+    packed [W; b] update of Dense, the bias undecayed in both."""
+    rng = np.random.default_rng(12)
+    W, b = rng.standard_normal((6, 4)), rng.standard_normal(4)
+    packed_W, packed_b = W.copy(), b.copy()
+    layer = SimpleNamespace(params={"weight": W, "bias": b})
+    dW, db = np.zeros_like(W), np.zeros_like(b)
+    simple, packed = optimizer(), optimizer()
+    params = simple_parameters(layer, "toy.0", {"weight": dW, "bias": db})
+    assert [p.decay for p in params] == [slice(None), None]
+    for step in range(3):
+        x, delta = rng.standard_normal((5, 6)), rng.standard_normal((5, 4))
+        dW[...], db[...] = x.T @ delta, delta.sum(0)
+        for p in params:
+            simple.update(p, 0.1)
+        _update(packed, packed_W, packed_b, x, delta, 0.1)
+        np.testing.assert_allclose(W, packed_W, rtol=1e-12)
+        np.testing.assert_allclose(b, packed_b, rtol=1e-12)
 
 
 def test_adam_update_follows_the_paper():
@@ -202,10 +229,10 @@ def test_same_seed_gives_bit_identical_training():
         y = data.integers(0, 10, 64)
         opt = Sgd(0.9, True)
         losses = [net.train_step(x[i:i + 16], y[i:i + 16], opt, 0.1, rng)[0] for i in range(0, 64, 16)]
-        return losses, net.weights
+        return losses, net.tensors()
 
     (l1, w1), (l2, w2), (l3, _) = run(1), run(1), run(2)
-    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(w1, w2))
+    assert l1 == l2 and all(np.array_equal(a, w2[name]) for name, a in w1.items())
     assert l1 != l3
 
 

@@ -56,15 +56,16 @@ def test_the_estimate_counts_the_arrays_a_trained_network_holds(changes):
     cfg = config(**changes)
     trainer, peak = train(cfg, data())
     est = estimate(cfg, N_TRAIN, N_VAL, N_TEST)
-    assert est.weights == nbytes(trainer.network.params)
+    packed = [layer.packed for layer in trainer.network.layers]  # each Dense's [W; b]
+    assert est.weights == nbytes(packed) == nbytes(trainer.network.tensors().values())
     optimizer = trainer.optimizer
-    state = (nbytes(optimizer.velocity.values()) if isinstance(optimizer, Sgd)
-             else nbytes(a for m in optimizer.moments.values() for a in m.values()))
+    moments = optimizer.velocity if isinstance(optimizer, Sgd) else optimizer.moments
+    state = nbytes(a for arrays in moments.arrays.values() for a in arrays.values())
     if cfg.optimizer == "adam":
-        assert state <= est.optimizer <= state + 3 * max(p.nbytes for p in trainer.network.params)
+        assert state <= est.optimizer <= state + 3 * max(p.nbytes for p in packed)
     else:
         assert est.optimizer == state  # SGD: the velocity, none without momentum
-    assert est.best == (nbytes(trainer.best[2] + trainer.best[3]) if trainer.best else 0)
+    assert est.best == (nbytes(trainer.best.tensors.values()) if trainer.best else 0)
     # Everything the run allocated (the data came in already made) is within the estimate, and the
     # estimate is not padded: the arrays it counts are what the run allocates.
     assert est.memory - est.data >= peak >= 0.6 * (est.memory - est.data)

@@ -24,7 +24,7 @@ from mnistlab.weights import load_model
 
 def weights_of(run_dir):
     network, _ = load_model(run_dir / "model.safetensors")
-    return network.weights + network.biases
+    return list(network.tensors().values())
 
 
 def assert_same_weights(a, b):
@@ -484,3 +484,67 @@ def test_fine_tuning_with_an_ordinary_rate_improves_on_the_saved_model(cli, trai
     assert cli(tiny_train_args(tiny, tuned, "--epochs", "3", "--init-from", trained / "model.safetensors")).code == 0
     first_tuned = read_history(tuned / "history.csv")[0]["train_loss"]
     assert first_tuned < read_history(trained / "history.csv")[-1]["train_loss"]
+
+
+# ---------------------------------------------------------------- the same results as before the layer refactor
+
+
+def reference_runs():
+    """tests/data/reference/make.py's RUNS: name -> settings."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_reference", REFERENCE / "make.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RUNS
+
+
+REFERENCE = SRC.parent / "tests" / "data" / "reference"
+
+
+@pytest.mark.parametrize("name, settings", list(reference_runs().items()))
+def test_a_run_gives_the_bit_identical_history_and_weights_of_the_reference_run(tiny, tmp_path, name, settings):
+    from safetensors.numpy import load_file
+
+    from mnistlab import api
+
+    run = api.train(out=tmp_path / name, log=None, data=str(tiny.train_csv), test_data=str(tiny.test_csv),
+                    **settings)
+    ours, theirs = (read_history(path / "history.csv") for path in (run.out_dir, REFERENCE / name))
+    assert without_seconds(ours) == without_seconds(theirs)  # floats parsed from repr: equal means bit-equal
+    mine, reference = (load_file(path / "model.safetensors") for path in (run.out_dir, REFERENCE / name))
+    assert sorted(mine) == sorted(reference)
+    for tensor in reference:
+        assert mine[tensor].tobytes() == reference[tensor].tobytes(), tensor
+
+
+def moved_checkpoint(source, folder, tiny):
+    """A copy of a checkpoint whose config names the tiny CSVs where this session wrote them (the same
+    data, as its fingerprint shows: only the path differs from where it was made)."""
+    import json as json_module
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(source, "numpy") as f:
+        meta = json_module.loads(f.metadata()["mnistlab"])
+    meta["config"].update(data=str(tiny.train_csv), test_data=str(tiny.test_csv))
+    folder.mkdir()
+    save_file(load_file(source), folder / "checkpoint.safetensors", metadata={"mnistlab": json_module.dumps(meta)})
+    return folder
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adam"])
+def test_a_checkpoint_of_the_old_format_resumes_to_the_reference_runs_exact_end(tiny, tmp_path, name):
+    """checkpoint-epoch1.safetensors: the reference run stopped after epoch 1 by the code before layers
+    had names (mnistlab-checkpoint/1: vW.0, mW.0, step.0, best as a list)."""
+    from safetensors.numpy import load_file
+
+    from mnistlab.run import resume_run
+
+    folder = moved_checkpoint(REFERENCE / name / "checkpoint-epoch1.safetensors", tmp_path / name, tiny)
+    resume_run(folder, log=lambda message: None)
+    ours, theirs = (read_history(path / "history.csv") for path in (folder, REFERENCE / name))
+    assert without_seconds(ours) == without_seconds(theirs)  # epoch 1's row comes from the checkpoint
+    mine, reference = (load_file(path / "model.safetensors") for path in (folder, REFERENCE / name))
+    assert all(mine[tensor].tobytes() == reference[tensor].tobytes() for tensor in reference)

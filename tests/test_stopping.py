@@ -138,25 +138,27 @@ class ScriptedNetwork:
     its one weight counts the epochs trained, so restored weights show which epoch they are from."""
 
     def __init__(self, train_losses, val_losses):
-        self.weights, self.biases = [np.zeros((1, 1))], [np.zeros(1)]
+        self.weight = np.zeros((1, 1))
         self.train_losses, self.val_losses = iter(train_losses), iter(val_losses)
 
     def largest_product(self, batch_size):
         return batch_size
 
     def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng, progress=None):
-        self.weights[0] += 1
+        self.weight += 1
         return next(self.train_losses), 0
 
     def evaluate(self, x, labels):
         return next(self.val_losses), 0.5
 
-    def copy_parameters(self):
-        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
+    def tensors(self):
+        return {"dense.0.weight": self.weight}
 
-    def set_parameters(self, weights, biases):
-        for dst, src in zip(self.weights + self.biases, weights + biases):
-            dst[...] = src
+    def copy_parameters(self):
+        return {"dense.0.weight": self.weight.copy()}
+
+    def set_parameters(self, tensors):
+        self.weight[...] = tensors["dense.0.weight"]
 
 
 def scripted_fit(stopping, train_losses, val_losses):
@@ -173,8 +175,8 @@ def test_the_trainer_stopped_by_patience_puts_back_the_weights_of_the_best_epoch
     trainer, reason, seen = scripted_fit(make_stopping("patience", 100, k=3), [1.0] * 7, val)
     assert reason == "patience: no better validation loss for 3 epochs (best at epoch 2)"
     assert [r["epoch"] for r in trainer.history] == [1, 2, 3, 4, 5]
-    assert trainer.network.weights[0][0, 0] == 2  # the weights after epoch 2, not epoch 5
-    assert trainer.best[:2] == (0.8, 2)
+    assert trainer.network.weight[0, 0] == 2  # the weights after epoch 2, not epoch 5
+    assert (trainer.best.val_loss, trainer.best.epoch) == (0.8, 2)
     assert seen == [1, 2, 3, 4, 5]  # on_epoch after every epoch, the last one included
 
 
@@ -182,7 +184,7 @@ def test_the_trainer_stopped_by_early_keeps_the_last_weights():
     trainer, reason, _ = scripted_fit(make_stopping("early", 100, k=2), [0.5] * 9, [0.4, 0.6, 0.4, 0.6, 0.6, 0.6])
     assert reason.startswith("early")
     assert len(trainer.history) == 5
-    assert trainer.network.weights[0][0, 0] == 5
+    assert trainer.network.weight[0, 0] == 5
 
 
 def test_the_trainer_runs_exactly_max_epochs_and_records_each_epochs_losses():

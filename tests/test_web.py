@@ -92,7 +92,7 @@ def post_compact(client, canvas, model=None):
 def test_the_served_model_is_described_with_its_architecture_and_test_accuracy(client):
     info = client.get("/api/model").json()
     assert info["name"] == "default/model.safetensors" and info["default"] is True
-    assert info["sizes"] == [784, 128, 10] and info["activation"] == "relu"
+    assert info["sizes"] == [784, 128, 10] and info["arch"] == "fc128" and info["activation"] == "relu"
     assert info["parameters"] == 785 * 128 + 129 * 10
     assert 0.95 < info["test_accuracy"] <= 1
 

@@ -19,7 +19,9 @@ from mnistlab.nn import Network
 from mnistlab.files import write_json
 from mnistlab.build import build_trainer
 from mnistlab.checkpoint import read_checkpoint, restore
-from mnistlab.weights import FORMAT, load_model, read_metadata, save_model
+from mnistlab.weights import load_model, read_metadata, save_model
+
+FORMAT = "mnistlab-mlp/1"  # what every all-dense model file has said since checkpoints got a format
 
 
 def small_network(seed=0, sizes=(784, 16, 10), activation="tanh"):
@@ -36,13 +38,14 @@ INFO = {"init": "he", "config": RunConfig(hidden=(16,), activation="tanh").to_di
 
 def test_save_then_load_gives_bit_identical_weights_and_biases(tmp_path):
     network = small_network()
-    network.biases[0][:] = np.linspace(-1, 1, 16, dtype=np.float32)  # not all zero, so biases are checked
+    network.tensors()["dense.0.bias"][:] = np.linspace(-1, 1, 16, dtype=np.float32)  # not all zero: checked too
     save_model(tmp_path / "m.safetensors", network, **INFO)
     loaded, _ = load_model(tmp_path / "m.safetensors")
     assert loaded.sizes == [784, 16, 10]
-    for a, b in zip(loaded.weights + loaded.biases, network.weights + network.biases):
-        assert a.dtype == b.dtype == np.float32
-        assert np.array_equal(a, b)
+    assert list(loaded.tensors()) == ["dense.0.weight", "dense.0.bias", "dense.1.weight", "dense.1.bias"]
+    for name, a in loaded.tensors().items():
+        assert a.dtype == network.tensors()[name].dtype == np.float32
+        assert np.array_equal(a, network.tensors()[name])
 
 
 def test_save_then_load_keeps_sizes_activation_config_seed_metrics_and_fingerprint(tmp_path):
@@ -108,7 +111,7 @@ def test_a_write_that_fails_half_way_leaves_the_previous_file_intact_and_no_temp
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
     monkeypatch.undo()
     loaded, _ = load_model(path)
-    assert np.array_equal(loaded.weights[0], small_network(0).weights[0])
+    assert np.array_equal(loaded.tensors()["dense.0.weight"], small_network(0).tensors()["dense.0.weight"])
 
 
 def test_a_json_write_that_fails_half_way_leaves_the_previous_file_intact(tmp_path):
@@ -277,14 +280,14 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def test_every_file_names_its_layout_and_version(trained):
     assert read_metadata(trained / "model.safetensors")["format"] == "mnistlab-mlp/1"
-    assert read_metadata(trained / "checkpoint.safetensors")["format"] == "mnistlab-checkpoint/1"
+    assert read_metadata(trained / "checkpoint.safetensors")["format"] == "mnistlab-checkpoint/2"
 
 
 def test_a_model_file_written_by_the_previous_version_still_loads():
     """tests/data/model-v1.safetensors was written by mnistlab before checkpoint.py (commit c5803f8)."""
     network, meta = load_model(DATA / "model-v1.safetensors")
     assert network.sizes == [6, 5, 3] and network.activation_name == "tanh"
-    assert np.array_equal(network.biases[0], np.linspace(-1, 1, 5, dtype=np.float32))
+    assert np.array_equal(network.tensors()["dense.0.bias"], np.linspace(-1, 1, 5, dtype=np.float32))
     assert meta["config"]["hidden"] == [5] and meta["metrics"]["test_accuracy"] == 0.5
 
 
@@ -297,8 +300,11 @@ def test_a_checkpoint_written_by_the_previous_version_restores_into_a_trainer():
     trainer = build_trainer(config, 6, classes=3)
     restore(state, trainer)
     assert trainer.best.epoch == 2 and trainer.best.val_loss == pytest.approx(1.2849745482206345)
-    assert [w.shape for w in trainer.best.weights] == [(6, 5), (5, 3)]
-    assert set(trainer.optimizer.velocity) == {0, 1}
+    assert {name: w.shape for name, w in trainer.best.tensors.items()} == {
+        "dense.0.weight": (6, 5), "dense.0.bias": (5,), "dense.1.weight": (5, 3), "dense.1.bias": (3,)}
+    velocity = {name: v.shape for name, v in trainer.optimizer.state().items()}  # vW.0 ... under today's names
+    assert velocity == {"v.dense.0.weight": (6, 5), "v.dense.0.bias": (5,), "v.dense.1.weight": (5, 3),
+                        "v.dense.1.bias": (3,)}
     assert trainer.history == state.history and trainer.stop_reason == "max epochs (2)"
 
 

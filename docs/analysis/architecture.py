@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import mnistlab
+from mnistlab.arch import hidden_arch, resolve
 
 
 def read_csv(path):
@@ -25,14 +26,14 @@ def read_csv(path):
 
 
 def multiply_adds(hidden):
-    sizes = [784, *map(int, hidden.split("-")), 10]
-    return sum(a * b for a, b in zip(sizes, sizes[1:]))
+    """Multiply-adds per image of the network a study's ``hidden=100-100`` key names (arch.py's count)."""
+    return resolve(hidden_arch(map(int, hidden.split("-")))).macs
 
 
 def largest_logit(model_file, images):
     model = mnistlab.load(model_file)
     x, _ = model.inputs(images)
-    return max(float(model.network.logits(x[i:i + 10_000]).max()) for i in range(0, len(x), 10_000))
+    return max(float(logits.max()) for _, logits in model.chunks(x))
 
 
 def main(results=Path("results/architecture")):

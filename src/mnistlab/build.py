@@ -93,29 +93,49 @@ def make_optimizer(config):
     return OPTIMIZERS[config.optimizer](weight_decay=config.weight_decay)
 
 
+def _network_setting(network):
+    """("hidden", (800, 800)) for an all-dense network, ("arch", text) for any other: how a config names it."""
+    return ("hidden", tuple(network.sizes[1:-1])) if network.sizes else ("arch", network.arch.text)
+
+
 def loaded_network(config):
     """The network ``config.init_from`` names, refusing flags that contradict it: a run folder must
     describe exactly what was trained. (The config's defaults are not contradictions.)"""
     from .config import FIELDS, flag_text
 
     network, _ = load_model(config.init_from)
-    for name, theirs in (("hidden", tuple(network.sizes[1:-1])), ("activation", network.activation_name)):
-        ours = getattr(config, name)
-        if ours != theirs and ours != FIELDS[name].default:
-            raise InputError(f"{config.init_from}: the network's {name} is {flag_text(theirs)}, not "
-                             f"{flag_text(ours)}: leave {name} out when fine-tuning", field=name)
+    name, theirs = _network_setting(network)
+    ours = config.arch if config.arch is not None else config.hidden
+    given = config.arch is not None or config.hidden != FIELDS["hidden"].default
+    if given and config.spec != network.arch.text:
+        name = "arch" if config.arch is not None else name
+        theirs = network.arch.text if name == "arch" else theirs
+        raise InputError(f"{config.init_from}: the network's {name} is {flag_text(theirs)}, not "
+                         f"{flag_text(ours)}: leave {name} out when fine-tuning", field=name)
+    ours = config.activation
+    if ours != network.activation_name and ours != FIELDS["activation"].default:
+        raise InputError(f"{config.init_from}: the network's activation is {network.activation_name}, not "
+                         f"{ours}: leave activation out when fine-tuning", field="activation")
     return network
 
 
 def as_trained(config):
-    """The config as the run will really train it: with ``init_from``, the loaded network's hidden
-    sizes and activation, so config.toml and the model's metadata record the truth."""
+    """The config as the run will really train it: with ``init_from``, the loaded network's
+    architecture and activation, so config.toml and the model's metadata record the truth."""
     if not config.init_from:
         return config
+    return with_network_of(config, loaded_network(config))
+
+
+def with_network_of(config, network):
+    """``config`` describing ``network``: its hidden sizes (or arch) and activation."""
     from dataclasses import replace
 
-    network = loaded_network(config)
-    return replace(config, hidden=tuple(network.sizes[1:-1]), activation=network.activation_name)
+    from .config import FIELDS
+
+    name, value = _network_setting(network)
+    shape = {"hidden": value, "arch": None} if name == "hidden" else {"hidden": FIELDS["hidden"].default, "arch": value}
+    return replace(config, **shape, activation=network.activation_name)
 
 
 def build_trainer(config, features, classes=CLASSES):
@@ -123,13 +143,13 @@ def build_trainer(config, features, classes=CLASSES):
     streams = random_streams(config.seed)
     if config.init_from:
         network = loaded_network(config)
-        if network.sizes[0] != features or network.sizes[-1] != classes:
-            raise InputError(f"{config.init_from}: network is {network.sizes}, "
+        if network.arch.features != features or network.classes != classes:
+            described = network.sizes or network.arch.text
+            raise InputError(f"{config.init_from}: network is {described}, "
                              f"data needs {features} inputs and {classes} classes")
         network.dropout = config.dropout
     else:
-        sizes = [features, *config.hidden, classes]
-        network = Network.initialized(sizes, config.init, streams.init, config.activation, config.dropout)
+        network = Network.build(config.resolved(features, classes), config.init, streams.init)
     schedule = make_schedule(config.schedule, config.lr, config.epochs, config.step_size, config.gamma)
     stopping = make_stopping(config.stop, config.epochs, config.stop_k, config.plateau_window,
                              config.plateau_tolerance)

@@ -210,7 +210,7 @@ def build_parser():
     from .report.cli import add_commands as add_report_commands  # plot, report; matplotlib loads only when run
     from .web.cli import add_commands as add_draw_commands  # light; FastAPI loads only when `draw` runs
     add_report_commands(commands)
-    add_draw_commands(commands, Parser)
+    add_draw_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
+from . import arch as archspec
 from .errors import InputError
 
 # The registries' names (nn.ACTIVATIONS, nn.INITIALIZERS, nn.OPTIMIZERS, nn.SCHEDULES, stopping.STOPPING).
@@ -55,6 +56,16 @@ def fraction(value):
 def positive_sizes(value):
     ok = value and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in value)
     return None if ok else "hidden layer sizes must be positive integers"
+
+
+def valid_arch(value):
+    if value is None:
+        return None
+    try:
+        archspec.parse(value)
+    except archspec.ArchError as e:
+        return str(e).removeprefix("arch: ")
+    return None
 
 
 def positive_or_none(value):
@@ -96,8 +107,11 @@ class RunConfig:
     val_fraction: float = setting(0.1, "fraction of the training set held out for validation", "FRACTION",
                                   check=fraction)
     # Network
-    hidden: tuple[int, ...] = setting((800, 800), "hidden layer sizes, comma-separated", "SIZES",
-                                      check=positive_sizes)
+    hidden: tuple[int, ...] = setting((800, 800), "hidden layer sizes, comma-separated: short for --arch "
+                                      "fc800-fc800", "SIZES", check=positive_sizes)
+    arch: str | None = setting(None, "the network as layer tokens: fcN, convNkK[sS][same|valid], poolK, bn, "
+                               "dropP, gap, flatten, joined by '-' (e.g. conv32k5-pool2-fc128; the final fc10 is "
+                               "implied)", "SPEC", check=valid_arch, shown="the fc layers of hidden")
     activation: str = setting("relu", "hidden activation", "NAME", choices=ACTIVATION_NAMES)
     init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
     dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
@@ -156,9 +170,17 @@ class RunConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    @property
+    def spec(self):
+        """The network's architecture string: ``arch``, or the fc layers of ``hidden``."""
+        return self.arch if self.arch is not None else archspec.hidden_arch(self.hidden)
+
+    def resolved(self, features=784, classes=archspec.CLASSES):
+        """The arch.Arch this config trains on data of ``features`` values per image."""
+        return archspec.resolve(self.spec, features, classes, self.activation, self.dropout)
+
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-CHOICES = {name: f.metadata["choices"] for name, f in FIELDS.items() if f.metadata["choices"]}
 
 
 def label(name, where):
@@ -197,6 +219,8 @@ def validate(config, where="config"):
             bad(name, f"expected one of {', '.join(choices)}")
         if check and (why := check(value)):
             bad(name, why)
+    if config.arch is not None and config.hidden != FIELDS["hidden"].default:
+        bad("arch", "give the network as arch or as hidden, not both")
     if config.augment_copy != "composed" and config.augment_mode != "offline":
         bad("augment_copy", "applies to offline augmentation only (augment_mode = offline)")
     if config.stop in ("early", "overfit", "patience") and config.val_fraction == 0:
@@ -245,7 +269,11 @@ def _coerce(name, value, where):
             return os.fspath(value)
         if not isinstance(value, str):
             raise ValueError
+        if name == "arch" and (why := valid_arch(value)):
+            raise InputError(f"{where}: {label(name, where)} = {value!r}: {why}", field=name)
         return value
+    except InputError:
+        raise
     except (ValueError, TypeError, KeyError, OverflowError):
         kind = "list of int" if name == "hidden" else kind.replace(" | None", "")
         raise InputError(f"{where}: {label(name, where)} = {value!r}: not a valid {kind}", field=name) from None
@@ -258,6 +286,15 @@ def updated(config, values, where):
         if name not in FIELDS:
             raise InputError(f"{where}: unknown key {name!r} (known: {', '.join(FIELDS)})", field=name)
         changes[name] = _coerce(name, value, where)
+    if changes.get("arch") is not None:  # one form for one network: an all-fc spec becomes hidden
+        if changes.get("hidden", FIELDS["hidden"].default) != FIELDS["hidden"].default:
+            raise InputError(f"{where}: {label('arch', where)} and {label('hidden', where)} both given: "
+                             "give the network one way", field="arch")
+        hidden = archspec.dense_hidden(changes["arch"])
+        changes["hidden"] = hidden or FIELDS["hidden"].default
+        changes["arch"] = None if hidden else archspec.format_arch(archspec.parse(changes["arch"]))
+    elif "hidden" in changes:
+        changes["arch"] = None
     return dataclasses.replace(config, **changes)
 
 
@@ -302,6 +339,8 @@ def to_toml(config, comments=False):
     ``comments`` written as commented-out lines, each key under its help text."""
     lines = []
     for name, value in config.to_dict().items():
+        if name == "hidden" and config.arch is not None:
+            continue  # the network is the arch; hidden would contradict it
         if comments:
             lines.append(f"\n# {help_text(name)}\n")
         if value is None:

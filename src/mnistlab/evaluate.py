@@ -1,8 +1,9 @@
-"""Judging saved weights on a labelled set: accuracy, per-class precision and recall, confusion matrix.
+"""Judging a saved model on a labelled set: accuracy, per-class precision and recall, confusion matrix.
 
-``evaluate(network, images, labels)`` takes uint8 images (n, 784) and integer labels and returns a
-plain dict, ready for JSON; ``format_report`` turns it into the text the ``test`` command prints.
-``evaluate_file(weights, data)`` does what ``mnistlab test`` does: load both, check they fit, evaluate.
+``evaluate(model, images, labels)`` takes an ``inference.Model``, uint8 images (n, features) and integer
+labels and returns a plain dict, ready for JSON; ``format_report`` turns it into the text the ``test``
+command prints. ``evaluate_file(weights, data)`` does what ``mnistlab test`` does: load both, check
+they fit, evaluate.
 """
 
 import numpy as np
@@ -11,28 +12,25 @@ from .data import bundled_mnist_dir, load_images_labels, to_float
 from .errors import InputError
 
 
-def check_fits(network, images, labels, data_name, weights_name):
-    """InputError unless the network takes these images and can predict every label in the set."""
-    if images.shape[1] != network.sizes[0]:
+def check_data(model, images, labels, data_name, weights_name):
+    """InputError unless the model takes these images and can predict every label in the set."""
+    if images.shape[1] != model.features:
         raise InputError(f"{data_name}: images have {images.shape[1]} pixels, "
-                         f"{weights_name} expects {network.sizes[0]}")
-    classes = network.sizes[-1]
-    if len(labels) and int(np.max(labels)) >= classes:
-        raise InputError(f"{data_name}: has labels up to {int(np.max(labels))}, "
-                         f"{weights_name} predicts {classes} classes (0..{classes - 1})")
+                         f"{weights_name} expects {model.features}")
+    model.check_labels(labels, data_name, weights_name)
 
 
 def evaluate_file(weights, data=None):
     """``evaluate`` for a weights file on a labelled set (any path ``load_images_labels`` takes;
     None: the bundled MNIST test set)."""
-    from .weights import load_model
+    from .inference import Model  # here: the report imports confusion_matrix without the network code
 
-    network, _ = load_model(weights)
+    model = Model.load(weights)
     folder = bundled_mnist_dir() if data is None else data
     images, labels = load_images_labels(folder)
     name = f"bundled MNIST test set ({folder})" if data is None else str(data)
-    check_fits(network, images, labels, name, weights)
-    return evaluate(network, images, labels)
+    check_data(model, images, labels, name, weights)
+    return evaluate(model, images, labels)
 
 
 def confusion_matrix(labels, predictions, classes=10):
@@ -41,17 +39,22 @@ def confusion_matrix(labels, predictions, classes=10):
     return flat.reshape(classes, classes)
 
 
-def evaluate(network, images, labels):
-    """The report for uint8 images (n, 784) with values 0..255 and their labels (n,)."""
-    return score(network, to_float(images), labels)
+def evaluate(model, images, labels):
+    """The report of an inference.Model for uint8 images (n, features) with values 0..255 and their labels (n,)."""
+    return score(model, to_float(images), labels)
 
 
-def score(network, inputs, labels):
-    """The report for network inputs (n, features), float in [0, 1], and their labels (n,)."""
+def score(model, inputs, labels):
+    """The report for network inputs (n, features), float in [0, 1], and their labels (n,), computed
+    in chunks (the loss as Network.evaluate sums it, so it matches a run's metrics.json)."""
     labels = np.asarray(labels, np.intp)
-    logits = network.logits(inputs)
-    predictions = logits.argmax(axis=1)
-    counts = confusion_matrix(labels, predictions, network.sizes[-1])
+    predictions = np.empty(len(labels), np.intp)
+    total_loss = 0.0
+    for i, logits in model.chunks(inputs):
+        y = labels[i:i + len(logits)]
+        total_loss += model.network.loss.value(logits, y) * len(y)
+        predictions[i:i + len(logits)] = logits.argmax(axis=1)
+    counts = confusion_matrix(labels, predictions, model.classes)
     true_positive = np.diag(counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = true_positive / counts.sum(axis=0)  # nan where nothing was predicted as a class
@@ -59,7 +62,7 @@ def score(network, inputs, labels):
     return {
         "examples": int(len(labels)),
         "accuracy": float((predictions == labels).mean()),
-        "loss": float(network.loss.value(logits, labels)),
+        "loss": float(total_loss / max(len(labels), 1)),
         "precision": [None if np.isnan(p) else float(p) for p in precision],
         "recall": [None if np.isnan(r) else float(r) for r in recall],
         "confusion_matrix": counts.tolist(),

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .build import augmentation, loaded_network, make_optimizer, random_streams
+from .build import augmentation, loaded_network, make_optimizer, random_streams, with_network_of
 from .config import to_toml, validate
 from .data import fingerprint, load_dataset, load_images_labels, split_validation, to_float
 from .data.idx import find_idx
@@ -32,7 +32,9 @@ from .errors import InputError
 from .files import write_json, write_text
 from .nn import make_schedule
 from .nn.blas import thread_limits, threads_for
-from .run import HISTORY, METRICS, MODEL, RunResult, claim_folder, epoch_line, history_csv
+from .run import RunResult, claim_folder, epoch_line
+from .runfolder import HISTORY, METRICS, MODEL, history_csv
+from .trainer import Best
 from .weights import save_model
 
 
@@ -122,14 +124,14 @@ def start_finetune(config, out_dir, log=print, unique=False):
         raise InputError(f"--data {config.data}: a drawings folder fine-tunes a saved model: "
                          "give --init-from RUN/model.safetensors")
     network = loaded_network(config)
-    if network.sizes[0] != 784 or network.sizes[-1] != 10:
-        raise InputError(f"{config.init_from}: a {network.sizes} network does not read 28x28 digits")
-    from dataclasses import replace
-    config = replace(config, hidden=tuple(network.sizes[1:-1]), activation=network.activation_name)
+    described = network.sizes or network.arch.text
+    if network.arch.features != 784 or network.classes != 10:
+        raise InputError(f"{config.init_from}: a {described} network does not read 28x28 digits")
+    config = with_network_of(config, network)
     network.dropout = config.dropout
     data = load_finetune_data(config)
     out_dir = claim_folder(Path(out_dir), to_toml(config), unique)
-    log(f"fine-tuning {network.sizes} from {config.init_from} on {len(data.draw_x)} drawings "
+    log(f"fine-tuning {described} from {config.init_from} on {len(data.draw_x)} drawings "
         f"({len(data.val_x)} held out) with MNIST making {config.mix:.0%} of each batch")
     before = scores(network, data)
     rng = random_streams(config.seed).train
@@ -152,10 +154,10 @@ def start_finetune(config, out_dir, log=print, unique=False):
             history.append(record)
             write_text(out_dir / HISTORY, history_csv(history))
             log(epoch_line(record, config.epochs, history))
-            if len(data.val_x) and (best is None or val_loss < best[0]):
-                best = (val_loss, epoch + 1, network.copy_parameters())
+            if len(data.val_x) and (best is None or val_loss < best.val_loss):
+                best = Best(val_loss, epoch + 1, network.copy_parameters())
     if best is not None:
-        network.set_parameters(*best[2])
+        network.set_parameters(best.tensors)
     after = scores(network, data)
     metrics = {"stop_reason": f"max epochs ({config.epochs})", "epochs": len(history),
                "seconds": round(sum(r["seconds"] for r in history), 3),
@@ -165,8 +167,8 @@ def start_finetune(config, out_dir, log=print, unique=False):
                                                "test": len(data.other_x)},
                **after, "before": before}
     if best is not None:
-        metrics["best_epoch"] = best[1]
-    final = history[best[1] - 1] if best else history[-1]
+        metrics["best_epoch"] = best.epoch
+    final = history[best.epoch - 1] if best else history[-1]
     metrics.update({k: final[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")})
     save_model(out_dir / MODEL, network, init=config.init, config=config.to_dict(), seed=config.seed, metrics=metrics)
     write_json(out_dir / METRICS, metrics)

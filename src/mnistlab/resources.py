@@ -7,6 +7,7 @@ this machine's available memory, or the free space of ``out_dir``'s file system,
 of a NumPy MemoryError for 292 GiB, and ``--hidden 50000,50000`` says up front that it will write 30 GB.
 """
 
+import math
 import os
 import shutil
 from dataclasses import dataclass, fields
@@ -26,16 +27,17 @@ RESTORES_BEST = {"patience"}  # stopping rules that keep a copy of the best epoc
 class Estimate:
     """Bytes a run needs. Memory parts, each the arrays' own sizes:
 
-    - ``weights``: every layer's ``[W; b]``, float32.
-    - ``build``: extra while the network is built: the initialized weights before they are packed
-      into ``[W; b]`` (a second copy; the initializer's temporary for one layer is smaller).
+    - ``weights``: every layer's parameters and saved state, float32 (a dense layer's ``[W; b]``).
+    - ``build``: extra while the network is built or loaded: a second copy (the initializer's
+      temporary for one layer, or a file's tensors as they are read).
     - ``optimizer``: SGD's velocity (none without momentum), or Adam's two moments plus the gradient
       and update temporaries of its largest layer.
     - ``best``: the copy of the best epoch's weights kept by a stopping rule that restores them.
     - ``checkpoint``: when resuming, the checkpoint's tensors, read back whole beside the network
       (writing one copies nothing: safetensors writes straight from the arrays).
-    - ``batch``: one training step's buffers (inputs, activations, their gradients, dropout masks, the
-      wide layers' scratch), for the full batch size and for the epoch's last, shorter batch.
+    - ``batch``: one training step's buffers (each layer's input and input gradient, dropout masks,
+      the wide layers' scratch: ``arch.Arch.training_memory``), for the full batch size and for the
+      epoch's last, shorter batch.
     - ``epoch``: per-sample records of an epoch (shifted logits, one-hot labels, row sums) and the
       labels as integers; ``evaluation``: the activations of one evaluation chunk.
     - ``data``: training, validation and test images as float32.
@@ -84,11 +86,11 @@ class Estimate:
 
 
 def estimate(config, n_train, n_val, n_test, features=784, classes=10, resuming=False):
-    """The Estimate for a run of ``config`` (anything with hidden, optimizer, momentum, stop,
-    batch_size and dropout, such as a RunConfig) on that many images of ``features`` pixels;
-    ``resuming``: continuing from a checkpoint, which is read whole first."""
-    sizes = [features, *config.hidden, classes]
-    layers = [(fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]  # [W; b]
+    """The Estimate for a run of ``config`` (a RunConfig: its network, optimizer, momentum, stop and
+    batch_size) on that many images of ``features`` pixels; ``resuming``: continuing from a checkpoint,
+    which is read whole first. The network's sizes come from its architecture spec (arch.py)."""
+    arch = config.resolved(features, classes)
+    layers = [layer.parameter_count + sum(math.prod(s) for s in layer.state.values()) for layer in arch.layers]
     weights = FLOAT * sum(layers)
     largest = FLOAT * max(layers)
     if config.optimizer == "adam":
@@ -98,18 +100,13 @@ def estimate(config, n_train, n_val, n_test, features=784, classes=10, resuming=
     best = weights if config.stop in RESTORES_BEST else 0
     checkpoint = weights + state + best  # its tensors
 
-    def step(rows):  # _StepPlan: x, and per hidden layer activations, gradients (+ masks, dropped)
-        if rows <= 0:
-            return 0
-        hidden = sum(width + 1 for width in sizes[1:-1])
-        per_hidden = 2 + (2 if config.dropout > 0 else 0)
-        scratch = sum(sizes[i] for i in range(1, len(sizes) - 1)
-                      if min(sizes[i], sizes[i + 1]) >= 256)  # column-major copies of wide layers
-        return FLOAT * rows * (features + 1 + per_hidden * hidden + classes + scratch)
+    def step(rows):  # every layer's step buffers (nn/layer.py), and the logits
+        return arch.training_memory(rows) if rows > 0 else 0
 
     batch = step(min(config.batch_size, n_train)) + step(n_train % config.batch_size)
     epoch = FLOAT * n_train * (2 * classes + 1) + INDEX * (n_train + n_val)
-    evaluation = 2 * FLOAT * min(max(n_train, n_val, n_test), EVAL_CHUNK) * max(sizes[1:])  # two layers' outputs
+    widest = max(math.prod(layer.out_shape) for layer in arch.layers)
+    evaluation = 2 * FLOAT * min(max(n_train, n_val, n_test), EVAL_CHUNK) * widest  # two layers' outputs
     return Estimate(
         weights=weights, build=weights, optimizer=state + temporaries, best=best,
         checkpoint=checkpoint if resuming else 0,

@@ -5,15 +5,14 @@
 set and leaves there: config.toml, history.csv, model.safetensors, metrics.json and, after every
 epoch, checkpoint.safetensors. ``resume_run(out_dir)`` continues from that checkpoint; a finished run
 is left untouched. ``replace_run(config, out_dir)`` trains a new run beside ``out_dir`` and swaps it in
-only once it has finished (``make run``, ``train --replace``). The objects come from ``build.py``, the file layouts from ``checkpoint.py``,
-``weights.py`` and ``config.to_toml``.
+only once it has finished (``make run``, ``train --replace``). The objects come from ``build.py``; the
+folder's file names from ``runfolder.py``, the files' layouts from ``checkpoint.py``, ``weights.py``
+and ``config.to_toml``.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import json
 import os
 import secrets
@@ -29,12 +28,8 @@ from .data import class_spread_warning
 from .errors import InputError
 from .files import _alive, remove_stale_temporaries, write_json, write_text
 from .resources import check_fits, describe, estimate
-from .trainer import HISTORY_FIELDS, SCORE_FIELDS
+from .runfolder import CHECKPOINT, CONFIG, HISTORY, METRICS, MODEL, RUN_FILES, SCORE_FIELDS, history_csv
 from .weights import load_model, save_model
-
-CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS = \
-    "config.toml", "history.csv", "checkpoint.safetensors", "model.safetensors", "metrics.json"
-RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, MODEL, METRICS)
 
 
 @dataclass
@@ -208,14 +203,6 @@ def _link_config(folder, text):
         tmp.unlink(missing_ok=True)
 
 
-def history_csv(history):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buffer.getvalue()
-
-
 def _duration(seconds):
     seconds = round(seconds)
     return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -233,7 +220,8 @@ def epoch_line(record, epochs, history):
 
 def _train(config, out_dir, trainer, data, progress, log, started, after_epoch=None):
     checkpoint = out_dir / CHECKPOINT
-    log(f"training {trainer.network.sizes} on {data.source}: {len(data.train_x)} train, "
+    network = trainer.network
+    log(f"training {network.sizes or network.arch.text} on {data.source}: {len(data.train_x)} train, "
         f"{len(data.val_x)} validation images")
 
     def on_epoch(t):

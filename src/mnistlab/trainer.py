@@ -1,6 +1,6 @@
 """The training loop: shuffle each epoch, run mini-batches, record a history, ask the stopping rule.
 
-``Trainer(network, optimizer, schedule, stopping, rng).fit(train_x, train_y, val_x, val_y)`` returns
+``Trainer(network, optimizer, schedule, stopping, rng, batch_size).fit(train_x, train_y, val_x, val_y)`` returns
 the stop reason. It does no file I/O: ``on_epoch(trainer)`` is called after every epoch so the caller
 can write the history and a checkpoint (see ``run.py``). Its whole state (network, optimizer,
 history, best weights, generator) can be saved and put back, so an interrupted run resumes exactly.
@@ -14,9 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .nn.blas import thread_limits, threads_for
-
-SCORE_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")  # how well an epoch did
-HISTORY_FIELDS = ("epoch", *SCORE_FIELDS, "learning_rate", "seconds")  # one history.csv row
+from .runfolder import HISTORY_FIELDS  # the keys of each epoch's record (a history.csv row)
 
 
 class Best(NamedTuple):
@@ -24,8 +22,7 @@ class Best(NamedTuple):
 
     val_loss: float
     epoch: int  # 1-based, as in the history
-    weights: list  # [(fan_in, fan_out)]
-    biases: list  # [(fan_out,)]
+    tensors: dict  # a copy of Network.tensors(): "dense.0.weight" -> array
 
 
 class Trainer:
@@ -64,7 +61,7 @@ class Trainer:
                     self._remember_best(record)
                     self.stop_reason = self.stopping.should_stop(self.history)
                 if self.stop_reason and self.stopping.restores_best and self.best:
-                    self.network.set_parameters(self.best.weights, self.best.biases)
+                    self.network.set_parameters(self.best.tensors)
                 if on_epoch:
                     on_epoch(self)
         return self.stop_reason
@@ -98,7 +95,7 @@ class Trainer:
         bar.close()
         if not math.isfinite(loss):
             return None
-        if not all(np.isfinite(w).all() for w in self.network.weights):
+        if not all(np.isfinite(t).all() for t in self.network.tensors().values()):
             return None
         val_loss, val_accuracy = self.network.evaluate(val_x, val_y) if len(val_x) else (math.nan, math.nan)
         return {"epoch": epoch + 1, "train_loss": loss, "train_accuracy": correct / max(len(xs), 1),
@@ -109,7 +106,7 @@ class Trainer:
         if not self.stopping.restores_best:
             return
         if self.best is None or record["val_loss"] < self.best.val_loss:
-            self.best = Best(record["val_loss"], record["epoch"], *self.network.copy_parameters())
+            self.best = Best(record["val_loss"], record["epoch"], self.network.copy_parameters())
 
     def final_record(self):
         """The history row of the weights the network ends with: the best epoch's if restored."""

@@ -1,77 +1,83 @@
 """Model files: a trained network as a safetensors file, no pickle, readable by other frameworks.
 
-This module and ``checkpoint.py`` beside it are the only code that knows the files' layouts. A
-model file holds ``dense.{i}.weight`` (fan_in, fan_out) and ``dense.{i}.bias`` for each layer, plus
-a ``mnistlab`` metadata entry: a JSON object whose ``format`` names the layout and its version
-(``mnistlab-mlp/1``), with the layer sizes, activation, initializer, input normalisation, training
-config, seed, final metrics and the training data's fingerprint. A future model type (a CNN) is one
-more layout name here. Every write goes to a temporary file in the same folder and is renamed into
-place, so a crash never leaves a half-written file. Loading checks the file against its own metadata.
+This module and ``checkpoint.py`` beside it are the only code that knows the files' layouts. A model
+file holds each layer's tensors named ``{kind}.{position}.{name}`` (``dense.0.weight`` (fan_in,
+fan_out), ``dense.0.bias``; a layer's saved state too, such as ``bn.1.mean``) and a ``mnistlab``
+metadata entry: a JSON object whose ``format`` names the layout and its version, with the
+activation, initializer, input normalisation, training config, seed, final metrics and the training
+data's fingerprint. Two layouts, one version each:
+
+- ``mnistlab-mlp/1``: an all-dense network, described by its layer ``sizes`` ([784, 800, 800, 10]),
+  written exactly as before there were other layer types, so every model file keeps working;
+- ``mnistlab-net/1``: any other network, described by its ``arch`` string (see ``arch.py``),
+  ``input_shape`` and ``classes``.
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a crash never
+leaves a half-written file. Loading checks the file against its own metadata.
 """
 
 import json
+import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save_file
 
+from .arch import ArchError, hidden_arch, resolve
 from .errors import InputError
 from .files import atomic_write, finite_or_none
 
-MODEL_LAYOUT = "mnistlab-mlp"
+MLP_LAYOUT, NET_LAYOUT = "mnistlab-mlp", "mnistlab-net"
+MODEL_LAYOUTS = (MLP_LAYOUT, NET_LAYOUT)
 CHECKPOINT_LAYOUT = "mnistlab-checkpoint"
-VERSION = 1  # of both layouts; files written before checkpoints named theirs are read as version 1
-FORMAT = f"{MODEL_LAYOUT}/{VERSION}"
-NORMALISATION = "pixel / 255, float32, row-major 28x28 flattened to 784"
+VERSIONS = {MLP_LAYOUT: 1, NET_LAYOUT: 1, CHECKPOINT_LAYOUT: 2}  # what this mnistlab writes and reads up to
+NORMALISATION = "pixel / 255, float32, row-major 28x28 flattened to 784"  # of mnistlab-mlp/1 files
 
 
-def layer_names(i, prefix=""):
-    """The names of layer ``i``'s weight and bias tensors, as every mnistlab file names them."""
-    return f"{prefix}dense.{i}.weight", f"{prefix}dense.{i}.bias"
+def normalisation(network):
+    """The input normalisation a model file records."""
+    if network.sizes is not None:
+        return NORMALISATION
+    return f"pixel / 255, float32, row-major, input shape {'x'.join(map(str, network.input_shape))}"
 
 
-def parameter_tensors(weights, biases, prefix=""):
-    """{name: array} for lists of layer weights (fan_in, fan_out) and biases (fan_out,)."""
-    tensors = {}
-    for i, (W, b) in enumerate(zip(weights, biases)):
-        w_name, b_name = layer_names(i, prefix)
-        tensors[w_name], tensors[b_name] = np.ascontiguousarray(W), np.ascontiguousarray(b)
-    return tensors
+def check_tensors(network, tensors, path, what, prefix=""):
+    """Copy ``tensors`` (names as ``network.tensors()``, behind ``prefix``) into a dict of float32
+    arrays, every name and shape checked; InputError naming the file and tensor otherwise. ``what``
+    says what the metadata describes (``sizes [784, 16, 10]``)."""
+    out = {}
+    for name, array in network.tensors().items():
+        key = prefix + name
+        if key not in tensors:
+            raise InputError(f"{path}: tensor {key} missing (metadata says {what})")
+        if tensors[key].shape != array.shape:
+            raise InputError(f"{path}: tensor {key} has shape {tensors[key].shape}, "
+                             f"metadata {what} need {array.shape}")
+        out[name] = np.ascontiguousarray(tensors[key], dtype=np.float32)
+    return out
 
 
-def network_tensors(network, prefix=""):
-    return parameter_tensors(network.weights, network.biases, prefix)
-
-
-def layer_tensors(tensors, sizes, path, prefix=""):
-    """(weights, biases) lists for layer sizes like [784, 800, 10] out of a file's tensors, each shape
-    checked; InputError naming the file and tensor if one is missing or misshapen."""
-    weights, biases = [], []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        w_name, b_name = layer_names(i, prefix)
-        for name, shape, into in ((w_name, (fan_in, fan_out), weights), (b_name, (fan_out,), biases)):
-            if name not in tensors:
-                raise InputError(f"{path}: tensor {name} missing (metadata says sizes {sizes})")
-            if tensors[name].shape != shape:
-                raise InputError(f"{path}: tensor {name} has shape {tensors[name].shape}, "
-                                 f"metadata sizes {sizes} need {shape}")
-            into.append(np.ascontiguousarray(tensors[name], dtype=np.float32))
-    return weights, biases
+class FileContents(NamedTuple):
+    tensors: dict | None  # name -> array
+    meta: dict
+    layout: str  # MLP_LAYOUT, NET_LAYOUT or CHECKPOINT_LAYOUT
+    version: int
 
 
 def write_file(path, tensors, layout, meta):
     """Write ``tensors`` and the metadata ``meta`` (stamped with its layout and version) atomically."""
-    meta = finite_or_none({"format": f"{layout}/{VERSION}", **meta})
+    meta = finite_or_none({"format": f"{layout}/{VERSIONS[layout]}", **meta})
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
 
 
 def read_file(path, tensors=True):
-    """(tensors, metadata dict, layout) of a file mnistlab wrote, or InputError naming the file.
+    """The FileContents of a file mnistlab wrote, or InputError naming the file.
 
-    ``layout`` is read from the metadata's ``format``; older files without one are told apart by their
-    content. ``tensors=False`` reads the metadata only (tensors is then None).
+    ``layout`` and ``version`` are read from the metadata's ``format``; older files without one are
+    told apart by their content. ``tensors=False`` reads the metadata only (tensors is then None).
     """
     path = Path(path)
     if not path.is_file():
@@ -95,15 +101,16 @@ def read_file(path, tensors=True):
         raise InputError(f"{path}: metadata is damaged (not a JSON object)")
     fmt = meta.get("format")
     if fmt is None:  # checkpoints written before they carried a format
-        layout, version = (CHECKPOINT_LAYOUT if "rng" in meta and "history" in meta else MODEL_LAYOUT), 1
+        layout, version = (CHECKPOINT_LAYOUT if "rng" in meta and "history" in meta else MLP_LAYOUT), 1
     else:
         layout, _, version = str(fmt).partition("/")
-        if layout not in (MODEL_LAYOUT, CHECKPOINT_LAYOUT) or not version.isdigit():
+        if layout not in VERSIONS or not version.isdigit():
             raise InputError(f"{path}: unknown file format {fmt!r}")
-        if int(version) > VERSION:
+        if int(version) > VERSIONS[layout]:
             raise InputError(f"{path}: format {fmt!r} is newer than this mnistlab reads "
-                             f"({layout}/{VERSION}); upgrade mnistlab")
-    return arrays, meta, layout
+                             f"({layout}/{VERSIONS[layout]}); upgrade mnistlab")
+        version = int(version)
+    return FileContents(arrays, meta, layout, version)
 
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
@@ -139,21 +146,55 @@ def _metadata(data):
 
 def read_metadata(path):
     """The metadata dict of a file mnistlab wrote, without reading its tensors."""
-    return read_file(path, tensors=False)[1]
+    return read_file(path, tensors=False).meta
+
+
+def model_meta(network):
+    """What a model file's metadata says of the network itself (the layout's description of it)."""
+    common = {"activation": network.activation_name, "dropout": network.dropout,
+              "normalisation": normalisation(network)}
+    if network.sizes is not None:
+        return MLP_LAYOUT, {"sizes": network.sizes, **common}
+    return NET_LAYOUT, {"arch": network.arch.text, "input_shape": list(network.input_shape),
+                        "classes": network.classes, **common}
 
 
 def save_model(path, network, **info):
     """Write ``network`` and ``info`` (config, seed, metrics, data fingerprint, ...) to ``path``."""
-    meta = {"sizes": network.sizes, "activation": network.activation_name, "dropout": network.dropout,
-            "normalisation": NORMALISATION, **info}
-    write_file(path, network_tensors(network), MODEL_LAYOUT, meta)
+    layout, meta = model_meta(network)
+    write_file(path, network.tensors(), layout, {**meta, **info})
+
+
+def file_arch(meta, layout, path):
+    """(arch.Arch, what the metadata describes, for messages) of a model or checkpoint's metadata;
+    InputError naming the file if it is damaged."""
+    try:
+        activation = meta["activation"]
+        if layout == NET_LAYOUT or "arch" in meta:
+            shape = [int(s) for s in meta["input_shape"]]
+            arch = resolve(meta["arch"], math.prod(shape), int(meta["classes"]), activation)
+            if list(arch.input_shape) != shape:
+                raise InputError(f"{path}: metadata input shape {shape} does not fit its arch {meta['arch']!r}")
+            return arch, f"arch {meta['arch']!r}"
+        sizes = [int(s) for s in meta["sizes"]]
+        if len(sizes) < 2:
+            raise InputError(f"{path}: metadata sizes {sizes} describe no layer")
+        return resolve(hidden_arch(sizes[1:-1]), sizes[0], sizes[-1], activation), f"sizes {sizes}"
+    except ArchError as e:
+        raise InputError(f"{path}: metadata is damaged ({e})") from None
+    except InputError:
+        raise
+    except KeyError as e:
+        raise InputError(f"{path}: metadata is damaged (no {e.args[0]!r})") from None
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{path}: metadata is damaged ({e})") from None
 
 
 def load_model(path):
     """(Network, metadata) from a file written by ``save_model``; InputError if it is damaged."""
     from .nn import ACTIVATIONS, Network  # here, so reading metadata needs no network code
 
-    tensors, meta, layout = read_file(path)
+    tensors, meta, layout, _ = read_file(path)
     if layout == CHECKPOINT_LAYOUT:
         folder = Path(path).parent
         if Path(path).name == "model.safetensors":  # pointing at the file itself would help no one
@@ -161,21 +202,17 @@ def load_model(path):
                              "(a finished run writes its model.safetensors; a checkpoint resumes training)")
         raise InputError(f"{path}: is a training checkpoint, not a model: use {folder / 'model.safetensors'} "
                          f"(written when the run finishes; mnistlab train --resume {folder} finishes it)")
-    try:
-        sizes = [int(s) for s in meta["sizes"]]
-        activation = meta["activation"]
-    except KeyError as e:
-        raise InputError(f"{path}: metadata is damaged (no {e.args[0]!r})") from None
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: metadata is damaged ({e})") from None
-    if len(sizes) < 2:
-        raise InputError(f"{path}: metadata sizes {sizes} describe no layer")
-    weights, biases = layer_tensors(tensors, sizes, path)
-    extra = set(tensors) - set(parameter_tensors(weights, biases))
+    activation = meta.get("activation")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        if "activation" in meta:
+            raise InputError(f"{path}: unknown activation {activation!r} in metadata")
+    arch, what = file_arch(meta, layout, path)
+    network = Network(arch)
+    values = check_tensors(network, tensors, path, what)
+    extra = set(tensors) - set(values)
     if extra:
         raise InputError(f"{path}: tensors {sorted(extra)} not described by its metadata")
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise InputError(f"{path}: unknown activation {activation!r} in metadata")
-    if not all(np.isfinite(a).all() for a in weights + biases):
+    if not all(np.isfinite(a).all() for a in values.values()):
         raise InputError(f"{path}: weights contain NaN or infinity")
-    return Network(weights, biases, activation), meta
+    network.set_parameters(values)
+    return network, meta

@@ -1,7 +1,7 @@
 """Data augmentation: random distortions of batches of 28x28 images, seeded, vectorised over the batch.
 
 ``Augmentation(("rotate", "elastic"), rotate=10).apply(images, rng)`` returns distorted copies of
-``images``; ``expand(images, labels, copies, rng)`` is the offline mode (the set plus ``copies``
+``images``; ``expand(images, labels, augmentation, copies, rng)`` is the offline mode (the set plus ``copies``
 variants of every image) and ``prefetch.EpochImages`` the online one (fresh variants every epoch,
 prepared in a worker thread while the network trains).
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import remove_stale_temporaries, write_json
+from ..runfolder import CHECKPOINT, FAILED, METRICS, TRAIN_LOG
 from .lock import StudyLock
 from .tables import Tables, read_metrics, read_row
 
@@ -29,7 +30,7 @@ def run_status(run_dir: Path) -> str:
     metrics.json cannot be read is not finished: it is resumed (or run again)."""
     if read_metrics(run_dir)[0] is not None:
         return "finished"
-    if (run_dir / "checkpoint.safetensors").is_file():
+    if (run_dir / CHECKPOINT).is_file():
         return "partial"
     return "new"
 
@@ -44,16 +45,16 @@ def execute(config, run_dir: str) -> dict:
 
     cache_datasets()  # a worker's runs share their data set: loaded once per worker, not once per run
     run_dir = Path(run_dir)
-    log_path = run_dir / "train.log"
+    log_path = run_dir / TRAIN_LOG
     try:
         status = run_status(run_dir)
         problem = read_metrics(run_dir)[1]
         if status == "new" and run_dir.exists():  # a run killed before its first checkpoint
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "failed.json").unlink(missing_ok=True)
+        (run_dir / FAILED).unlink(missing_ok=True)
         if problem:  # damaged: resuming from the checkpoint (it holds the last epoch) writes it anew
-            (run_dir / "metrics.json").unlink(missing_ok=True)
+            (run_dir / METRICS).unlink(missing_ok=True)
         with open(log_path, "a") as log_file:
             def log(message):
                 print(message, file=log_file, flush=True)
@@ -65,7 +66,7 @@ def execute(config, run_dir: str) -> dict:
                 start_run(config, run_dir, False, log)
     except Exception as e:  # noqa: BLE001 -- a failed run is a result; the sweep goes on
         error = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
-        write_json(run_dir / "failed.json", {"error": error, "traceback": traceback.format_exc()})
+        write_json(run_dir / FAILED, {"error": error, "traceback": traceback.format_exc()})
     return read_row(run_dir)
 
 
@@ -115,9 +116,7 @@ _STEP_OVERHEAD_MACS = 450_000
 
 def _cost(config) -> float:
     """A run's rough cost, for ordering only: epochs x (multiply-adds per image + per-step overhead)."""
-    sizes = [784, *config.hidden, 10]
-    macs = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    return config.epochs * (macs + _STEP_OVERHEAD_MACS / config.batch_size)
+    return config.epochs * (config.resolved().macs + _STEP_OVERHEAD_MACS / config.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import FIELDS, RunConfig, read_toml, updated, validate
+from ..runfolder import RUNS
 from ..errors import InputError
 
 QUICK_EPOCHS = 2
@@ -142,7 +143,7 @@ class Study:
     def runs(self, repeats: int | None = None) -> list[RunSpec]:
         """Every run, configuration by configuration, seeds 0..repeats-1."""
         repeats = self.repeats if repeats is None else repeats
-        return [RunSpec(c.key, seed, dataclasses.replace(c.config, seed=seed), f"runs/{c.folder}/seed{seed}")
+        return [RunSpec(c.key, seed, dataclasses.replace(c.config, seed=seed), f"{RUNS}/{c.folder}/seed{seed}")
                 for c in self.configurations() for seed in range(repeats)]
 
     def quick(self, data: str, test_data: str, train_images: int, test_images: int) -> Study:

@@ -19,11 +19,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..files import write_json, write_text
-
-RUN_FIELDS = ("config", "seed", "status", "test_accuracy", "val_accuracy", "epochs", "stop_reason",
-              "seconds", "error", "run_dir")
-TABLE_FIELDS = ("config", "label", "repeats", "finished", "diverged", "failed", "accuracies", "mean", "std",
-                "epochs_mean", "stop_reasons", "seconds_mean", "report", "difference")
+from ..runfolder import FAILED, METRICS, RUN_FIELDS, RUNS, RUNS_CSV, STUDY_JSON, TABLE_CSV, TABLE_FIELDS, TABLE_MD
 
 
 def varied_column(key):
@@ -78,7 +74,7 @@ def metrics_problem(metrics: dict):
 def read_metrics(run_dir):
     """(metrics, None) for a finished run, (None, what is wrong) for a damaged metrics.json, and
     (None, None) when the run has not written one."""
-    metrics, problem = _read_object(Path(run_dir) / "metrics.json")
+    metrics, problem = _read_object(Path(run_dir) / METRICS)
     if metrics is not None:
         problem = metrics_problem(metrics)
     return (None, problem) if problem else (metrics, None)
@@ -91,7 +87,7 @@ def read_row(run_dir, config=None) -> dict:
     run_dir = Path(run_dir)
     row = dict.fromkeys(RUN_FIELDS, "")
     row.update(config=config or run_dir.parent.name, seed=int(run_dir.name.removeprefix("seed")),
-               run_dir=f"runs/{run_dir.parent.name}/{run_dir.name}", status="pending")
+               run_dir=f"{RUNS}/{run_dir.parent.name}/{run_dir.name}", status="pending")
     metrics, problem = read_metrics(run_dir)
     if metrics is not None:
         row.update(status="diverged" if metrics.get("diverged") else "finished",
@@ -102,7 +98,7 @@ def read_row(run_dir, config=None) -> dict:
             row[key] = "" if value is None or not math.isfinite(value) else value
         return row
     if problem is None:
-        failed, problem = _read_object(run_dir / "failed.json")
+        failed, problem = _read_object(run_dir / FAILED)
         if failed is not None:
             row.update(status="failed", error=str(failed.get("error", "")).replace("\n", " "))
             return row
@@ -239,10 +235,10 @@ class Tables:
                  for key, varied in self.configurations.items()]
         varied = list(study.varied)
         columns = [varied_column(k) for k in varied]
-        write_text(out_dir / "runs.csv", _csv(ended, ["config", *columns, *RUN_FIELDS[1:]]))
-        write_text(out_dir / "table.csv", _csv(table, ["config", *columns, *TABLE_FIELDS[1:]]))
-        write_text(out_dir / "table.md", _markdown(study, table, runs_by_config))
-        write_json(out_dir / "study.json", {"name": study.name, "title": study.title, "varied": varied,
+        write_text(out_dir / RUNS_CSV, _csv(ended, ["config", *columns, *RUN_FIELDS[1:]]))
+        write_text(out_dir / TABLE_CSV, _csv(table, ["config", *columns, *TABLE_FIELDS[1:]]))
+        write_text(out_dir / TABLE_MD, _markdown(study, table, runs_by_config))
+        write_json(out_dir / STUDY_JSON, {"name": study.name, "title": study.title, "varied": varied,
                                             "repeats": study.repeats if not self.specs else max(repeats.values()),
                                             "base": study.base, "report": study.report,
                                             **({"quick": True} if study.quick_data else {})})

@@ -1,4 +1,7 @@
-"""Weight initializers: plain functions ``(shape, rng) -> float32 array`` for a (fan_in, fan_out) matrix.
+"""Weight initializers: plain functions ``(shape, rng) -> float32 array`` for a weight tensor.
+
+A dense weight is (fan_in, fan_out); a convolution's (out_channels, in_channels, kh, kw) has fan_in
+in_channels * kh * kw and fan_out out_channels * kh * kw (``fans``).
 
 - ``zero``:   W = 0. Every hidden unit computes the same thing, so they never become different.
 - ``random``: W ~ U[0, 1), the naive choice; activations grow by about fan_in / 2 per layer.
@@ -13,7 +16,17 @@
 Biases always start at zero. Look initializers up by name in ``INITIALIZERS``.
 """
 
+import math
+
 import numpy as np
+
+
+def fans(shape):
+    """(fan_in, fan_out) of a weight tensor: a (fan_in, fan_out) matrix, or (out, in, *kernel)."""
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def zero(shape, rng):
@@ -25,23 +38,23 @@ def random(shape, rng):
 
 
 def he(shape, rng):
-    fan_in = shape[0]
+    fan_in = fans(shape)[0]
     return (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
 
 
 def xavier(shape, rng):
-    fan_in, fan_out = shape
+    fan_in, fan_out = fans(shape)
     std = np.sqrt(2.0 / (fan_in + fan_out))
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
 
 def he_report(shape, rng):
-    fan_in = shape[0]
+    fan_in = fans(shape)[0]
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(2.0 / np.sqrt(fan_in))
 
 
 def xavier_report(shape, rng):
-    fan_in, fan_out = shape
+    fan_in, fan_out = fans(shape)
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(2.0 / np.sqrt(fan_in + fan_out))
 
 

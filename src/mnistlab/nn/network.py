@@ -1,92 +1,133 @@
-"""The fully connected network: dense layers with a hidden activation, softmax cross-entropy on top.
+"""The network: a sequence of layers (see layer.py) built from an architecture spec, softmax cross-entropy on top.
 
-``Network.initialized(sizes, init, rng)`` builds one; ``train_epoch`` runs mini-batch training over a
-set (``train_step`` over one batch): forward, backward and the optimizer's update of every layer;
-``predict``/``evaluate`` run inference in chunks. Weights are (fan_in, fan_out) matrices, so a
-batch flows as ``x @ W + b`` with x of shape (batch, fan_in).
-
-Each layer's parameters live in one array ``P = [W; b]`` of shape (fan_in + 1, fan_out):
-``weights[i]`` and ``biases[i]`` are views of it. With a column of ones after its input, a layer is
-one product ``[x, 1] @ P = x @ W + b``, and its gradient one product ``[x, 1].T @ delta``: no bias
-additions or sums, which at batch 8 cost as much as the products (see blas.py).
+``Network.build(arch, init, rng)`` makes one from an ``arch.Arch`` (``arch.resolve("fc800-fc800")``);
+``Network.initialized(sizes, init, rng)`` is the same for a list of dense sizes like [784, 800, 800, 10].
+``train_epoch`` runs mini-batch training over a set (``train_step`` over one batch): each layer's
+forward, the fused loss, each layer's backward and the optimizer's update of its parameters, top
+down. ``logits``/``predict``/``evaluate`` run inference through each layer's ``forward``, in chunks.
+The network knows no layer's insides: parameters are reached by name (``tensors()``).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .blas import Gemm, gemm
-from .initializers import INITIALIZERS
+from ..arch import hidden_arch, resolve
+from .layer import LossHead, build_layer
 from .losses import SoftmaxCrossEntropy, epoch_totals, fused_gradient
-from .optimizers import LayerGradient
+
+CHUNK = 10_000  # rows evaluated at once: bounds inference memory for any layer type
+
+
+class EpochResult(NamedTuple):
+    """What ``train_epoch``/``train_step`` report: the mean loss and the number correct, each batch
+    counted before its update."""
+
+    loss: float
+    correct: int
+
+
+class Score(NamedTuple):
+    """What ``evaluate`` reports: the mean loss and the accuracy over a set."""
+
+    loss: float
+    accuracy: float
+
+
+class Gradients(NamedTuple):
+    """A batch's loss and the gradient of every parameter tensor, by tensor name."""
+
+    loss: float
+    tensors: dict  # "dense.0.weight" -> array shaped like the parameter
 
 
 class Network:
-    def __init__(self, weights, biases, activation="relu", dropout=0.0):
-        if len(weights) != len(biases) or not weights:
-            raise ValueError("need one bias vector per weight matrix, and at least one layer")
-        dtype = np.asarray(weights[0]).dtype
-        dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
-        self.params = [np.vstack([np.asarray(W, dtype), np.asarray(b, dtype)[None]])
-                       for W, b in zip(weights, biases)]  # [(fan_in + 1, fan_out)]
-        self.weights = [P[:-1] for P in self.params]  # views: [(fan_in, fan_out)]
-        self.biases = [P[-1] for P in self.params]  # views: [(fan_out,)]
-        self.activation_name = activation
-        self.activation = ACTIVATIONS[activation]
-        self.dropout = float(dropout)
+    def __init__(self, arch, dtype=np.float32):
+        """An untrained network (parameters zero) for an ``arch.Arch``."""
+        self.arch = arch
+        self.layers = [build_layer(spec, dtype) for spec in arch.layers]
+        for i, layer in enumerate(self.layers):
+            layer.name = f"{layer.kind}.{i}"
+        self.activation_name = arch.activation
         self.loss = SoftmaxCrossEntropy()
+        self._dtype = np.dtype(dtype)
         self._plans = {}
 
     @classmethod
+    def build(cls, arch, init, rng, dtype=np.float32):
+        """A new network for ``arch``, weights drawn by ``init`` from ``rng``, layer by layer."""
+        network = cls(arch, dtype)
+        for layer in network.layers:
+            layer.initialize(init, rng)
+        return network
+
+    @classmethod
     def initialized(cls, sizes, init, rng, activation="relu", dropout=0.0, dtype=np.float32):
-        """A new network with layer sizes like [784, 800, 800, 10], weights drawn by ``init``."""
-        make = INITIALIZERS[init]
-        shapes = list(zip(sizes[:-1], sizes[1:]))
-        weights = [np.asarray(make(shape, rng), dtype=dtype) for shape in shapes]
-        biases = [np.zeros(shape[1], dtype=dtype) for shape in shapes]
-        return cls(weights, biases, activation, dropout)
+        """A new all-dense network with layer sizes like [784, 800, 800, 10]."""
+        arch = resolve(hidden_arch(sizes[1:-1]), sizes[0], sizes[-1], activation, dropout)
+        return cls.build(arch, init, rng, dtype)
 
     @property
-    def sizes(self):
-        return [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
+    def input_shape(self):
+        return self.arch.input_shape
+
+    @property
+    def classes(self):
+        return self.arch.classes
 
     @property
     def dtype(self):
-        return self.params[0].dtype
+        return self._dtype
+
+    @property
+    def sizes(self):
+        """[784, 800, 800, 10] for an all-dense network; None for any other."""
+        return self.arch.dense_sizes
+
+    @property
+    def dropout(self):
+        return max((getattr(layer, "dropout", 0.0) for layer in self.layers[:-1]), default=0.0)
+
+    @dropout.setter
+    def dropout(self, rate):
+        """Set the run's dropout on every hidden dense layer (fine-tuning a saved network)."""
+        for layer in self.layers[:-1]:
+            if layer.kind == "dense":
+                layer.dropout = float(rate)
+        self._plans.clear()
 
     def largest_product(self, batch_size):
-        """Multiply-adds in the largest matrix product of a training step (see blas.threads_for)."""
-        return batch_size * max(P.shape[0] * P.shape[1] for P in self.params)
+        """Multiply-adds in the largest single product of a training step (see blas.threads_for)."""
+        return self.arch.largest_product(batch_size)
+
+    def tensors(self):
+        """{name: array} of every parameter and saved state: ``dense.0.weight``, ``bn.2.mean``, ...
+        The arrays are the network's own: write into them to set them."""
+        return {f"{layer.name}.{name}": array for layer in self.layers
+                for group in (layer.params, layer.state) for name, array in group.items()}
 
     def copy_parameters(self):
-        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
+        return {name: array.copy() for name, array in self.tensors().items()}
 
-    def set_parameters(self, weights, biases):
-        for dst, src in zip(self.weights + self.biases, list(weights) + list(biases)):
-            dst[...] = src
+    def set_parameters(self, tensors):
+        for name, array in self.tensors().items():
+            array[...] = tensors[name]
 
     # Inference -------------------------------------------------------------------------------
 
     def logits(self, x):
-        """Logits (n, classes) for inputs x (n, fan_in); no dropout."""
-        a = np.ascontiguousarray(x, dtype=self.dtype)
-        last = len(self.weights) - 1
-        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            if len(a) == 1:  # one image (the drawing page): BLAS's matrix-vector product, through
-                a = (a[0] @ W + b)[None]  # NumPy, is 3.5x faster than gemm with one row (0.15 ms
-            else:  # against 0.53 ms for 784-1200-1200-10)
-                out = np.empty((len(a), W.shape[1]), self.dtype)
-                out[...] = b  # then gemm adds a @ W on top (beta=1): the bias costs no extra pass
-                a = gemm(out, a, W, beta=1.0)
-            if i < last:
-                a = self.activation.forward(a)
+        """Logits (n, classes) for inputs x (n, *input_shape), or (n, features) flattened; no dropout."""
+        a = np.ascontiguousarray(x, dtype=self.dtype).reshape(len(x), *self.input_shape)
+        for layer in self.layers:
+            a = layer.forward(a)
         return a
 
-    def predict(self, x, chunk=10_000):
+    def predict(self, x, chunk=CHUNK):
         return np.concatenate([self.logits(x[i:i + chunk]).argmax(axis=1)
                                for i in range(0, len(x), chunk)]) if len(x) else np.zeros(0, int)
 
-    def evaluate(self, x, labels, chunk=10_000):
-        """(mean loss, accuracy) over a whole set, computed in chunks to bound memory."""
+    def evaluate(self, x, labels, chunk=CHUNK):
+        """The Score (mean loss, accuracy) over a whole set, computed in chunks to bound memory."""
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), chunk):
             z = self.logits(x[i:i + chunk])
@@ -94,18 +135,18 @@ class Network:
             total_loss += self.loss.value(z, y) * len(y)
             correct += int((z.argmax(axis=1) == y).sum())
         n = max(len(x), 1)
-        return total_loss / n, correct / n
+        return Score(total_loss / n, correct / n)
 
     # Training --------------------------------------------------------------------------------
 
     def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng=None, progress=None):
-        """Train on x (n, fan_in) in mini-batches of ``batch_size``, in the order given.
+        """Train on x (n, features) in mini-batches of ``batch_size``, in the order given.
 
         labels: (n,) integers. ``rng`` draws the dropout masks. ``progress(seen, loss_sum, correct)``
-        is called now and then with running totals. Returns (mean loss, number correct), each batch
-        counted before its update. Run inside ``blas.thread_limits()``, as the Trainer does.
+        is called now and then with running totals. Returns an EpochResult, each batch counted before
+        its update. Run inside ``blas.thread_limits()``, as the Trainer does.
         """
-        n, classes = len(x), self.sizes[-1]
+        n, classes = len(x), self.classes
         labels = np.asarray(labels, dtype=np.intp)
         x = np.asarray(x, dtype=self.dtype)
         # Per-sample results land in arrays for the whole epoch; loss and accuracy are computed from
@@ -131,20 +172,18 @@ class Network:
         if counted < n:
             loss, right = epoch_totals(shifted[counted:], sums[counted:], labels[counted:])
             loss_sum, correct = loss_sum + loss, correct + right
-        return loss_sum / max(n, 1), correct
+        return EpochResult(loss_sum / max(n, 1), correct)
 
     def train_step(self, x, labels, optimizer, learning_rate, rng=None):
-        """One forward/backward pass on a batch and the optimizer's update of every layer.
-
-        Returns (mean loss, number of correct predictions) before the update.
-        """
+        """One forward/backward pass on a batch and the optimizer's update of every layer; an
+        EpochResult of the batch before the update."""
         return self.train_epoch(x, labels, max(len(x), 1), optimizer, learning_rate, rng)
 
     def gradients(self, x, labels, rng=None):
-        """(loss, [dW], [db]) for a batch, leaving the weights untouched. For checks and tools."""
-        grabber = _GradientGrabber(len(self.weights))
+        """Gradients (loss, {tensor name: gradient}) for a batch, leaving the weights untouched."""
+        grabber = _GradientGrabber()
         loss, _ = self.train_step(x, labels, grabber, 0.0, rng)
-        return loss, grabber.dW, grabber.db
+        return Gradients(loss, grabber.tensors)
 
     def _plan(self, batch):
         # Buffers and bound products for one batch size, reused by every step of that size:
@@ -156,74 +195,41 @@ class Network:
 
 
 class _StepPlan:
-    """One training step at a fixed batch size: buffers, and the products bound to them."""
+    """One training step at a fixed batch size: each layer's step, bound to the one above."""
 
     def __init__(self, net, batch):
-        dt, L = net.dtype, len(net.params)
-        widths = [P.shape[1] for P in net.params]
-        self.net, self.last = net, L - 1
-        # Each layer's input ends in a column of ones (the bias); acts[i] is hidden layer i's output.
-        self.x = np.ones((batch, net.sizes[0] + 1), dt)
-        self.acts = [np.ones((batch, w + 1), dt) for w in widths[:-1]]
-        self.logits = np.empty((batch, widths[-1]), dt)
-        # back[i] = dLoss/d(acts[i]); its last column is never written by BLAS and stays 0.
-        self.back = [np.zeros((batch, w + 1), dt) for w in widths[:-1]]
-        self.masks = self.dropped = None
-        if net.dropout > 0:
-            self.masks = [np.ones((batch, w + 1), dt) for w in widths[:-1]]
-            self.dropped = [np.ones((batch, w + 1), dt) for w in widths[:-1]]
-        inputs = [self.x] + (self.dropped or self.acts)
-        outputs = [a[:, :-1] for a in self.acts] + [self.logits]
-        deltas = [b[:, :-1] for b in self.back] + [self.logits]
-        self.forward = [Gemm(outputs[i], inputs[i], net.params[i]) for i in range(L)]
-        # Wide layers: BLAS writes delta @ W.T twice as fast in column-major order (8x800 @ 800x800:
-        # 116 us against 227 on two threads), so it goes to scratch and is copied back (4 us).
-        self.scratch = [None] + [np.empty((batch, net.sizes[i]), dt, order="F")
-                                 if min(net.weights[i].shape) >= 256 else None for i in range(1, L)]
-        self.backward = [None] + [Gemm(self.back[i - 1][:, :-1] if self.scratch[i] is None
-                                       else self.scratch[i], deltas[i], net.weights[i].T)
-                                  for i in range(1, L)]
-        # deltas are dLoss/dz times the batch size (the mean's 1/batch is applied in the update).
-        self.grads = [LayerGradient(inputs[i], deltas[i], 1.0 / batch) for i in range(L)]
+        self.steps = [layer.plan(batch, i > 0) for i, layer in enumerate(net.layers)]
+        self.head = LossHead(batch, net.classes, net.dtype)
+        for step, above in zip(self.steps, self.steps[1:] + [self.head]):
+            step.bind(above)
+        first = self.steps[0].x
+        self.input = first if first.ndim == 2 else first.reshape(batch, -1)  # the images are copied into it
+        if not np.shares_memory(self.input, first):
+            raise RuntimeError(f"{net.layers[0].name}: its step's x must flatten to (batch, features) as a view")
+        self.forward = [step.forward for step in self.steps]  # bound once: a step is dozens of calls
+        self.backward = [(step.backward, step.parameters) for step in reversed(self.steps)]
 
     def step(self, x, onehot, shifted, sums, optimizer, learning_rate, rng):
-        net, act, last, acts = self.net, self.net.activation, self.last, self.acts
-        np.copyto(self.x[:, :-1], x)
-        for i, forward in enumerate(self.forward):
-            forward.product()
-            if i < last:
-                a = acts[i]
-                act.forward(a)  # one contiguous pass, the ones column included
-                if not act.keeps_one:
-                    a[:, -1] = 1
-                if self.masks:  # inverted dropout: scale the kept units by 1 / keep
-                    keep = 1.0 - net.dropout
-                    drawn = rng.random((len(a), a.shape[1] - 1), dtype=np.float32) < keep
-                    np.divide(drawn, np.float32(keep), out=self.masks[i][:, :-1])
-                    np.multiply(a, self.masks[i], out=self.dropped[i])
+        np.copyto(self.input, x)
+        for forward in self.forward:
+            forward(rng)
         # Softmax cross-entropy (losses.py): the gradient softmax - onehot overwrites the logits,
         # the rest is recorded for the epoch's totals.
-        fused_gradient(self.logits, onehot, shifted, sums)
-        params, grads, backward, back, scratch = net.params, self.grads, self.backward, self.back, self.scratch
-        for i in range(last, -1, -1):
-            if i > 0:  # before this layer's update changes its weights
-                backward[i].product()
-                below = back[i - 1]
-                if scratch[i] is not None:
-                    below[:, :-1] = scratch[i]
-                if self.masks:
-                    below *= self.masks[i - 1]
-                act.backward(acts[i - 1], below)
-            optimizer.update(i, params[i], grads[i], learning_rate)
+        fused_gradient(self.head.x, onehot, shifted, sums)
+        update = optimizer.update
+        for backward, parameters in self.backward:
+            backward()  # before this layer's update changes its weights
+            for parameter in parameters:
+                update(parameter, learning_rate)
 
 
 class _GradientGrabber:
-    """An 'optimizer' that records each layer's gradient instead of applying it."""
+    """An 'optimizer' that records each parameter's gradient, by tensor name, instead of applying it."""
 
-    def __init__(self, layers):
-        self.dW = [None] * layers
-        self.db = [None] * layers
+    def __init__(self):
+        self.tensors = {}
 
-    def update(self, i, P, grad, learning_rate):
-        dP = grad.value()
-        self.dW[i], self.db[i] = dP[:-1], dP[-1]
+    def update(self, parameter, learning_rate):
+        value = parameter.gradient.value()
+        for name, index in parameter.parts.items():
+            self.tensors[name] = value[index]

@@ -1,12 +1,13 @@
 """Optimizers: each updates a layer's parameters in place from its gradient in factored form.
 
-The contract is one method, ``update(i, P, grad, learning_rate)``: layer ``i`` keeps its weights and
-bias in one array ``P = [W; b]`` of shape (fan_in + 1, fan_out) (see network.py), and ``grad`` is a
-``LayerGradient``: dP = scale * inputs.T @ delta, where inputs (batch, fan_in + 1) ends in a column
-of ones, so its last row is the bias gradient. Handing over the factors instead of dP lets SGD fold
-the whole update into one BLAS call. ``state()``/``load_state()`` give the optimizer's arrays for
-checkpoints, split into weight and bias parts. Look up by name in ``OPTIMIZERS``; weight decay is
-L2: it adds ``weight_decay * W`` to dW (never to biases).
+The contract is one method, ``update(param, learning_rate)``: ``param`` is a ``layer.Parameter``, an
+array updated in place with its gradient object. Dense (dense.py) hands over ``P = [W; b]`` with a
+``LayerGradient``: dP = scale * inputs.T @ delta, where inputs (batch, fan_in + 1) ends in a column of
+ones, so its last row is the bias gradient; the factors instead of dP let SGD fold the whole update
+into one BLAS call. ``state()``/``load_state()`` give the optimizer's arrays for checkpoints, named by
+the tensors they belong to. Look up by name in ``OPTIMIZERS``; weight decay is L2: it adds
+``weight_decay * W`` to the gradient of the part of each parameter that ``param.decay`` names (weights,
+by rule: never biases or norm parameters).
 """
 
 import numpy as np
@@ -23,10 +24,10 @@ class LayerGradient:
         self._products = {}  # (id of target, split) -> bound Gemm(s); they keep the target alive
         self._target = self._split = self._bound = None  # the last target's products
 
-    def add_to(self, target, alpha, beta=1.0, bias_beta=None):
-        """target = beta * target + alpha * dP, in place; the bias row scaled by ``bias_beta`` if
+    def add_to(self, target, alpha, beta=1.0, undecayed_beta=None):
+        """target = beta * target + alpha * dP, in place; the bias row scaled by ``undecayed_beta`` if
         given (weight decay shrinks weights, never biases): two products instead of one."""
-        split = bias_beta is not None and bias_beta != beta
+        split = undecayed_beta is not None and undecayed_beta != beta
         if target is not self._target or split is not self._split:  # else: as last time
             key = (id(target), split)
             if key not in self._products:
@@ -38,7 +39,7 @@ class LayerGradient:
         weights, bias = self._bound
         weights(alpha * self.scale, beta)
         if split:
-            bias(alpha * self.scale, bias_beta)
+            bias(alpha * self.scale, undecayed_beta)
 
     def value(self):
         """dP as a new array."""
@@ -47,18 +48,33 @@ class LayerGradient:
         return out
 
 
-def _split(arrays, i):
-    return {f"{kind}W.{i}": arr[:-1] for kind, arr in arrays.items()} | \
-        {f"{kind}b.{i}": arr[-1] for kind, arr in arrays.items()}
+class _State:
+    """An optimizer's per-parameter arrays, keyed by Parameter.key, and their names in checkpoints:
+    ``{kind}.{tensor}`` (``v.dense.0.weight``: the velocity of that tensor; a packed parameter's state
+    is split by its ``parts``). Loaded arrays wait until their parameter is first updated."""
 
+    def __init__(self, kinds):
+        self.kinds = kinds
+        self.arrays = {}  # key -> {kind: array shaped like the parameter}
+        self.parts = {}  # key -> Parameter.parts
+        self.loaded = {}  # "{kind}.{tensor}" -> array, not yet claimed by a parameter
 
-def _join(arrays):
-    """{(kind, i): array (fan_in + 1, fan_out)} from checkpoint keys like 'vW.0' and 'vb.0'."""
-    parts = {}
-    for key, arr in arrays.items():
-        name, i = key.split(".")
-        parts.setdefault((name[:-1], int(i)), {})[name[-1]] = arr
-    return {key: np.vstack([p["W"], np.asarray(p["b"])[None]]) for key, p in parts.items()}
+    def get(self, param):
+        arrays = self.arrays.get(param.key)
+        if arrays is None:
+            arrays = self.arrays[param.key] = {kind: np.zeros_like(param.value) for kind in self.kinds}
+            self.parts[param.key] = param.parts
+            for kind, array in arrays.items():
+                for tensor, index in param.parts.items():
+                    saved = self.loaded.pop(f"{kind}.{tensor}", None)
+                    if saved is not None:
+                        array[index] = saved
+        return arrays
+
+    def named(self):
+        out = {f"{kind}.{tensor}": array[index] for key, arrays in self.arrays.items()
+               for kind, array in arrays.items() for tensor, index in self.parts[key].items()}
+        return {**self.loaded, **out}
 
 
 class Sgd:
@@ -74,44 +90,44 @@ class Sgd:
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
-        self.velocity = {}
+        self.velocity = _State(("v",))
         self._axpy = {}
 
-    def update(self, i, P, grad, learning_rate):
+    def update(self, param, learning_rate):
         lr, wd, mu = float(learning_rate), self.weight_decay, self.momentum
         keep = 1.0 - lr * wd  # L2 decay of the weights, not the bias
+        P, grad = param.value, param.gradient
         if mu == 0:
-            grad.add_to(P, -lr, keep, bias_beta=1.0)  # P = keep * P - lr * g: one gemm
+            grad.add_to(P, -lr, keep, undecayed_beta=1.0)  # P = keep * P - lr * g: one gemm
             return
-        if i not in self.velocity:
-            self.velocity[i] = np.zeros_like(P)
-        V = self.velocity[i]
-        bound = self._axpy.get(i)
-        if bound is None or bound[0].arrays[0] is not P or bound[0].arrays[1] is not V:
-            bound = self._axpy[i] = (Axpy(P, V), Axpy(V[:-1], P[:-1]))  # bound once per array pair
-        p_plus_v, v_plus_w = bound
+        bound = self._axpy.get(param.key)
+        if bound is None or bound[0] is not P:  # bound once per parameter
+            V = self.velocity.get(param)["v"]
+            decayed = param.decayed(V)
+            bound = self._axpy[param.key] = (P, V, Axpy(P, V), decayed if decayed is None
+                                             else Axpy(decayed, param.decayed(P)))
+        _, V, p_plus_v, v_plus_w = bound
         # Nesterov without decay: P += mu * v_new - lr * g equals P += (1 + mu) * v_new - mu * v_old,
         # two passes over P instead of a second gradient product (a quarter of a batch-64 step).
         fast_nesterov = self.nesterov and not wd
         if fast_nesterov:
             p_plus_v(-mu)
         grad.add_to(V, -lr, mu)  # V = mu * V - lr * g
-        if wd:
+        if wd and v_plus_w is not None:
             v_plus_w(-lr * wd)  # the L2 part of the weights' gradient
         if fast_nesterov:
             p_plus_v(1.0 + mu)
         elif self.nesterov:  # P += mu * v_new - lr * (g + wd * W)
-            grad.add_to(P, -lr, keep, bias_beta=1.0)
+            grad.add_to(P, -lr, keep, undecayed_beta=1.0)
             p_plus_v(mu)
         else:
             p_plus_v(1.0)
 
     def state(self):
-        return {k: v for i, V in self.velocity.items() for k, v in _split({"v": V}, i).items()}
+        return self.velocity.named()
 
     def load_state(self, arrays):
-        for (_, i), V in _join(arrays).items():
-            self.velocity[i] = V
+        self.velocity.loaded.update(arrays)
 
 
 class Adam:
@@ -122,19 +138,18 @@ class Adam:
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
-        self.moments = {}
-        self.steps = {}
+        self.moments = _State(("m", "v"))
+        self.steps = {}  # Parameter.key -> updates so far
 
-    def update(self, i, P, grad, learning_rate):
-        if i not in self.moments:
-            self.moments[i] = {"m": np.zeros_like(P), "v": np.zeros_like(P)}
-            self.steps[i] = 0
-        self.steps[i] += 1
-        t = self.steps[i]
-        g = grad.value()
-        if self.weight_decay:
-            g[:-1] += self.weight_decay * P[:-1]
-        m, v = self.moments[i]["m"], self.moments[i]["v"]
+    def update(self, param, learning_rate):
+        P, key = param.value, param.key
+        moments = self.moments.get(param)
+        self.steps[key] = self.steps.get(key, 0) + 1
+        t = self.steps[key]
+        g = param.gradient.value()
+        if self.weight_decay and param.decay is not None:
+            g[param.decay] += self.weight_decay * P[param.decay]
+        m, v = moments["m"], moments["v"]
         lr_t = learning_rate * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
         eps_t = self.eps * np.sqrt(1 - self.beta2 ** t)  # eps of the uncorrected form, rescaled
         m *= self.beta1
@@ -149,18 +164,16 @@ class Adam:
         P -= denom
 
     def state(self):
-        arrays = {k: a for i, ms in self.moments.items() for k, a in _split(ms, i).items()}
-        arrays.update({f"step.{i}": np.array([t], dtype=np.int64) for i, t in self.steps.items()})
+        arrays = self.moments.named()
+        arrays.update({f"step.{key}": np.array([t], dtype=np.int64) for key, t in self.steps.items()})
         return arrays
 
     def load_state(self, arrays):
-        for key, arr in arrays.items():
-            name, i = key.split(".")
-            if name == "step":
-                self.steps[int(i)] = int(arr[0])
-        moments = _join({k: a for k, a in arrays.items() if not k.startswith("step.")})
-        for (kind, i), arr in moments.items():
-            self.moments.setdefault(i, {})[kind] = arr
+        for name, arr in arrays.items():
+            if name.startswith("step."):
+                self.steps[name.removeprefix("step.")] = int(arr[0])
+            else:
+                self.moments.loaded[name] = arr
 
 
 OPTIMIZERS = {"sgd": Sgd, "adam": Adam}

@@ -1,6 +1,6 @@
 """The ``plot`` and ``report`` commands: parse, call one library function per figure, print what was written.
 
-``add_commands(commands, parser_class)`` adds both to mnistlab's sub-command parser; ``mnistlab.cli``
+``add_commands(commands)`` adds both to mnistlab's sub-command parser; ``mnistlab.cli``
 calls it lazily so matplotlib is imported only when one of them runs.
 """
 
@@ -60,7 +60,7 @@ def cmd_plot(args):
         folder = Path(args.out) if args.out else Path(args.weights).parent
         p = predict_set(args.weights, args.data)
         figures = [("confusion", confusion_figure), ("mistakes", mistakes_figure)]
-        if p.first_layer.shape[0] == 28 * 28:
+        if p.draws_weights:
             figures.append(("first-layer", weights_figure))
         written = [save_figure(draw(p), folder / f"{name}.{ext}", ext) for name, draw in figures]
         print(f"accuracy {100 * p.accuracy:.2f}% on {len(p.labels)} images")

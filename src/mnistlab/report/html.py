@@ -97,12 +97,13 @@ def model_section(weights, data=None):
 
     p = predict_set(weights, data)
     parts = [f'<h2 id="model">The model in {html.escape(str(weights))}</h2>',
-             f'<p class="note">{100 * p.accuracy:.2f}% of {len(p.labels):,} test images correct.</p>',
+             f'<p class="note">A {html.escape(p.architecture)} network: {100 * p.accuracy:.2f}% of '
+             f'{len(p.labels):,} test images correct.</p>',
              image(confusion_figure(p), "confusion matrix", "Confusion matrix on the test set (counts)."),
              image(mistakes_figure(p), "most confident mistakes",
                    "The test images the model got wrong with the most confidence: true digit, prediction, "
                    "and the probability it gave its prediction.")]
-    if p.first_layer.shape[0] == 28 * 28:
+    if p.draws_weights:
         parts.append(image(weights_figure(p), "first-layer weights",
                            "What the first hidden units look for: each unit's 784 input weights as a 28x28 image."))
     return "\n".join(parts)

@@ -1,8 +1,9 @@
 """Figures of one saved model on a labelled set: confusion matrix, most confident mistakes, first-layer weights.
 
-``predict_set(weights_path, data)`` loads the model (``weights.load_model``) and the test set (the
-bundled MNIST when ``data`` is None) and returns a ``Predictions``; the three ``*_figure`` functions
-draw from it. This is the one module of the report package that reads a weights file.
+``predict_set(weights_path, data)`` loads the model (``inference.Model``, shared with the API and the
+drawing page) and the test set (the bundled MNIST when ``data`` is None) and returns a ``Predictions``;
+the three ``*_figure`` functions draw from it. This is the one module of the report package that reads
+a weights file.
 """
 
 from dataclasses import dataclass
@@ -21,8 +22,14 @@ class Predictions:
     images: np.ndarray  # (n, 784) uint8
     labels: np.ndarray  # (n,) true digits
     probabilities: np.ndarray  # (n, classes) softmax of the logits
-    first_layer: np.ndarray  # (784, hidden) the first layer's weights
+    first_layer: np.ndarray | None  # (784, hidden) the first layer's weights, if it is a dense layer
     name: str  # the weights file, for titles
+    architecture: str = ""  # '784-800-800-10 (relu)', or the arch spec of any other network, for captions
+
+    @property
+    def draws_weights(self):
+        """Whether the first layer's weights can be drawn as 28x28 images."""
+        return self.first_layer is not None and self.first_layer.shape[0] == SIDE * SIDE
 
     @property
     def predicted(self):
@@ -33,25 +40,19 @@ class Predictions:
         return float((self.predicted == self.labels).mean()) if len(self.labels) else float("nan")
 
 
-def softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def predict_set(weights_path, data=None, chunk=10_000):
+def predict_set(weights_path, data=None):
     """Predictions of the model in ``weights_path`` on ``data`` (CSV/IDX file or folder; None: bundled MNIST)."""
-    from ..data import bundled_mnist_dir, load_images_labels, to_float
-    from ..weights import load_model
+    from ..data import bundled_mnist_dir, load_images_labels
+    from ..inference import Model
 
-    network, _ = load_model(weights_path)
+    model = Model.load(weights_path)
     images, labels = load_images_labels(data or bundled_mnist_dir())
-    if images.shape[1] != network.sizes[0]:
-        raise InputError(f"{data}: images have {images.shape[1]} pixels, {weights_path} expects {network.sizes[0]}")
-    probabilities = np.concatenate([softmax(network.logits(to_float(images[i:i + chunk])).astype(np.float64))
-                                    for i in range(0, len(images), chunk)]) if len(images) else np.zeros((0, 10))
-    return Predictions(images, np.asarray(labels, np.intp), probabilities, np.asarray(network.weights[0]),
-                       str(weights_path))
+    if images.shape[1] != model.features:
+        raise InputError(f"{data}: images have {images.shape[1]} pixels, {weights_path} expects {model.features}")
+    probabilities = model.predict_proba(images) if len(images) else np.zeros((0, model.classes))
+    first = model.network.tensors().get("dense.0.weight")
+    return Predictions(images, np.asarray(labels, np.intp), probabilities, first, str(weights_path),
+                       f"{model.describe()} ({model.network.activation_name})")
 
 
 def confusion_figure(p):
@@ -114,6 +115,8 @@ def weights_figure(p, count=64, columns=16):
     """The first layer's weights into the first ``count`` hidden units, each as a 28x28 image
     (red positive, blue negative, each unit on its own symmetric scale)."""
     weights = p.first_layer
+    if weights is None:
+        raise InputError(f"{p.name}: its first layer is not a dense layer, whose weights could be drawn as images")
     if weights.shape[0] != SIDE * SIDE:
         raise InputError(f"{p.name}: first layer has {weights.shape[0]} inputs, not {SIDE}x{SIDE} pixels")
     count = min(count, weights.shape[1])

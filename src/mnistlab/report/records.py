@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..runfolder import CONFIG, HISTORY, HISTORY_FIELDS, METRICS, RUNS_CSV, STUDY_JSON, TABLE_CSV
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                   "seconds")
-RUNS_COLUMNS = ("config", "seed", "status", "test_accuracy", "run_dir")
+HISTORY_COLUMNS = HISTORY_FIELDS
+RUNS_COLUMNS = ("config", "seed", "status", "test_accuracy", "run_dir")  # of runfolder.RUN_FIELDS, what a report needs
 TABLE_COLUMNS = ("config", "label", "repeats", "finished", "diverged", "failed", "accuracies", "mean", "std",
-                 "report")
+                 "report")  # likewise of runfolder.TABLE_FIELDS
 
 
 @dataclass
@@ -102,7 +102,7 @@ def read_csv_rows(path, required):
     return rows
 
 
-def read_history(path, allow_no_epochs=False):
+def read_history_columns(path, allow_no_epochs=False):
     """history.csv as column -> list of floats; InputError if missing, empty or malformed.
 
     A header with no rows is allowed only when ``allow_no_epochs`` (a run that diverged in epoch 1).
@@ -149,14 +149,14 @@ def read_run(run_dir, need_metrics=True):
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
     config = {}
-    if (run_dir / "config.toml").is_file():
+    if (run_dir / CONFIG).is_file():
         try:
-            config = tomllib.loads((run_dir / "config.toml").read_text())
+            config = tomllib.loads((run_dir / CONFIG).read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{run_dir / 'config.toml'}: not valid TOML ({e})") from None
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / METRICS
     metrics = read_metrics(metrics_path) if need_metrics or metrics_path.exists() else {}
-    history = read_history(run_dir / "history.csv", allow_no_epochs=bool(metrics.get("diverged")))
+    history = read_history_columns(run_dir / HISTORY, allow_no_epochs=bool(metrics.get("diverged")))
     return Run(run_dir, config, history, metrics)
 
 
@@ -180,14 +180,14 @@ def _text(value):
 
 def is_study(folder):
     folder = Path(folder)
-    return (folder / "runs.csv").is_file() or (folder / "table.csv").is_file() or (folder / "study.json").is_file()
+    return (folder / RUNS_CSV).is_file() or (folder / TABLE_CSV).is_file() or (folder / STUDY_JSON).is_file()
 
 
 def has_no_runs(folder):
     """True for a study folder whose runs.csv is sound but lists no run yet (a sweep still on its first
     runs); a damaged runs.csv is for ``read_study`` to report."""
     try:
-        return not read_csv_rows(Path(folder) / "runs.csv", RUNS_COLUMNS)
+        return not read_csv_rows(Path(folder) / RUNS_CSV, RUNS_COLUMNS)
     except InputError:
         return False
 
@@ -197,13 +197,13 @@ def read_study(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such study folder")
-    info = read_json_object(folder / "study.json") if (folder / "study.json").exists() else {}
-    runs = read_csv_rows(folder / "runs.csv", RUNS_COLUMNS)
-    table = read_csv_rows(folder / "table.csv", TABLE_COLUMNS)
+    info = read_json_object(folder / STUDY_JSON) if (folder / STUDY_JSON).exists() else {}
+    runs = read_csv_rows(folder / RUNS_CSV, RUNS_COLUMNS)
+    table = read_csv_rows(folder / TABLE_CSV, TABLE_COLUMNS)
     if not runs:
         raise InputError(f"{folder / 'runs.csv'}: no runs listed")
     if not table:
-        raise InputError(f"{folder / 'table.csv'}: no configurations listed")
+        raise InputError(f"{folder / TABLE_CSV}: no configurations listed")
     for line, row in enumerate(runs, start=2):
         where = f"{folder / 'runs.csv'}:{line}"
         if row["status"] not in ("finished", "diverged", "failed"):

@@ -46,7 +46,9 @@ MODEL_HELP = "a model file's path relative to the runs folder, as listed by /api
 class ModelInfo(BaseModel):
     name: str = Field(description="path relative to the runs folder (or the --weights path)")
     default: bool
-    sizes: list[int] = Field(description="layer sizes, e.g. [784, 800, 800, 10]")
+    sizes: list[int] | None = Field(description="layer sizes of an all-dense network, e.g. [784, 800, 800, 10]; "
+                                    "null for any other")
+    arch: str = Field(description="the architecture spec, e.g. fc800-fc800 (the final fc10 implied)")
     activation: str
     parameters: int
     test_accuracy: float | None = Field(description="accuracy on the test set when trained, 0..1")
@@ -232,7 +234,7 @@ def create_app(weights, runs_dir="runs", collect=None):
     with ``collect`` (a drawings.CollectSettings), the drawings API too."""
     catalogue = Catalogue(runs_dir, weights)
     app = FastAPI(title="mnistlab draw", version="1", docs_url=None, redoc_url=None,
-                  description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
+                  description="Draw a digit; a from-scratch network trained on MNIST reads it. "
                               "The drawing is cropped, scaled and centred as MNIST's digits were.")
     add_offline_docs(app)
 

@@ -74,9 +74,9 @@ def positive_workers(text):
 positive_workers.__name__ = f"number of workers (1 to {MAX_WORKERS})"
 
 
-def add_commands(commands, parser_class=None):
-    """Add ``draw`` to ``commands`` (an argparse sub-parsers object; its own parser class is used,
-    ``parser_class`` is accepted for commands with sub-commands of their own, which draw has not)."""
+def add_commands(commands):
+    """Add ``draw`` to ``commands``, an argparse sub-parsers action (whose ``parser_class``, mnistlab's
+    one-line-error parser, the new parser takes)."""
     draw = commands.add_parser(
         "draw", help="draw a digit in the browser and see the model read it",
         description="Serve a local page where you draw a digit (mouse, touch or pen) or upload a photo of one, "

@@ -138,7 +138,7 @@ def drawings_router(settings, pick):
     def report(model, session):
         found = collection()
         images, _, records = found.arrays()
-        predictions = (model.network.predict(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+        predictions = (model.model.predict(images.reshape(len(images), -1))  # the inference model's checks
                        if len(images) else np.zeros(0, int))
         out = summary(records, predictions, session)
         recent = records[-12:]  # of the whole set, so older drawings can be deleted from a new visit

@@ -1,22 +1,18 @@
 """The trained models a page can choose from: every ``model.safetensors`` under a runs folder.
 
 A model is named by its path relative to the runs folder (``default/model.safetensors``); a name is
-checked to stay inside that folder. Loaded networks are kept, and reloaded when their file changes.
-Uses ``weights.load_model`` only: never the training or run code.
+checked to stay inside that folder. Loaded models are kept, and reloaded when their file changes.
+Uses the inference model (``inference.Model``) only: never the training or run code.
 """
 
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
 from ..data.drawing import SIZE
 from ..errors import InputError
-from ..nn import softmax
-from ..weights import load_model
-
-MODEL_FILE = "model.safetensors"
+from ..inference import Model
+from ..runfolder import MODEL as MODEL_FILE
 MAX_LISTED = 200  # newest first; a runs folder of thousands of sweeps stays quick to list
 TRAIN_HINT = "train one with `make run` (or `mnistlab train --out runs/default`), or pass --weights FILE"
 
@@ -52,26 +48,24 @@ def model_files(runs_dir):
 
 
 @dataclass(frozen=True)
-class Model:
-    """One loaded model: its name, network and metadata (sizes, activation, metrics, config, ...)."""
+class Entry:
+    """One model of the catalogue: its name and the loaded inference.Model (with its file's metadata)."""
 
     name: str
-    network: object
-    meta: dict
+    model: Model
 
     def info(self, default=False):
-        metrics = self.meta.get("metrics") or {}
-        sizes = self.network.sizes
-        return {"name": self.name, "default": default, "sizes": sizes,
-                "activation": self.network.activation_name,
-                "parameters": int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))),
+        """The model card: what /api/model answers."""
+        model, meta = self.model, self.model.metadata
+        metrics = meta.get("metrics") or {}
+        return {"name": self.name, "default": default, "sizes": model.sizes, "arch": model.arch,
+                "activation": model.network.activation_name, "parameters": model.parameter_count,
                 "test_accuracy": metrics.get("test_accuracy"), "epochs": metrics.get("epochs"),
-                "data": data_description(metrics.get("data")), "seed": self.meta.get("seed")}
+                "data": data_description(metrics.get("data")), "seed": meta.get("seed")}
 
     def predict(self, image28):
         """(digit, probabilities (10,)) for a (28, 28) uint8 image."""
-        x = image28.reshape(1, SIZE * SIZE).astype(np.float32) / 255.0  # the training normalisation
-        probabilities = softmax(self.network.logits(x).astype(np.float64))[0]
+        probabilities = self.model.predict_proba(image28)
         return int(probabilities.argmax()), probabilities
 
 
@@ -95,7 +89,7 @@ class Catalogue:
         self.runs_dir = Path(runs_dir).resolve()
         self.default_path = Path(default_path).resolve()
         self.default_name = self.name_of(self.default_path)
-        self._cache = {}  # resolved path -> ((mtime_ns, size), Model)
+        self._cache = {}  # resolved path -> ((mtime_ns, size), Entry)
         self._lock = threading.Lock()
         self.get(None)  # a broken default model is an error at start, not on the first request
 
@@ -122,7 +116,7 @@ class Catalogue:
         return path
 
     def get(self, name):
-        """The loaded Model for ``name`` (None: the default); InputError if its file is not a model."""
+        """The loaded Entry for ``name`` (None: the default); InputError if its file is not a model."""
         path = self.resolve(name)
         try:
             stat = path.stat()
@@ -137,10 +131,10 @@ class Catalogue:
         with self._lock:
             cached = self._cache.get(path)
             if cached is None or cached[0] != stamp:
-                network, meta = load_model(path)
-                if network.sizes[0] != SIZE * SIZE or network.sizes[-1] != 10:
-                    raise InputError(f"{path}: a {network.sizes} network does not read 28x28 digits")
-                cached = (stamp, Model(self.name_of(path), network, meta))
+                model = Model.load(path)
+                if model.features != SIZE * SIZE or model.classes != 10:
+                    raise InputError(f"{path}: a {model.describe()} network does not read 28x28 digits")
+                cached = (stamp, Entry(self.name_of(path), model))
                 self._cache[path] = cached
         return cached[1]
 

@@ -228,14 +228,18 @@ upload.addEventListener("change", async () => {
   }
 });
 
+function shape(info) {  // 784-800-800-10 for an all-dense network, else its arch spec
+  return info.sizes ? info.sizes.join("-") : info.arch;
+}
+
 function describe(info) {
   const accuracy = info.test_accuracy == null ? "?" : `${(100 * info.test_accuracy).toFixed(2)}%`;
-  return `${info.name.replace(/\/model\.safetensors$/, "")} — ${info.sizes.join("-")}, ${accuracy}`;
+  return `${info.name.replace(/\/model\.safetensors$/, "")} — ${shape(info)}, ${accuracy}`;
 }
 
 function showModel(info) {
   const rows = [
-    ["architecture", `${info.sizes.join("-")} (${info.activation})`],
+    ["architecture", `${shape(info)} (${info.activation})`],
     ["parameters", info.parameters.toLocaleString("en")],
     ["test accuracy", info.test_accuracy == null ? "not recorded" : `${(100 * info.test_accuracy).toFixed(2)}%`],
     ["epochs", info.epochs ?? "?"],
