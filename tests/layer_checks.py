@@ -1,7 +1,25 @@
-"""Finite-difference checks shared by the layer tests: a layer's backward against central
-differences of ``sum(forward(x) * upstream)`` in float64, for its input and every parameter."""
+"""Shared by the layer tests: a stand-in for the spec a layer is built from, and the check of a
+layer's training step against central differences in float64.
+
+The check runs a step as the network does (``plan``, ``bind`` to the layer above, ``forward``,
+``backward``) under a stand-in layer above whose ``dx`` holds ``upstream``: the step's ``dx`` must be
+d(sum(out * upstream))/dx and each parameter's gradient that divided by the batch (the network's
+convention: the loss's gradient comes times the batch size; see nn/layer.py).
+"""
+
+from types import SimpleNamespace
 
 import numpy as np
+
+
+def spec(in_shape, out_shape, **options):
+    """What the layer classes read of an ``arch.Layer``."""
+    return SimpleNamespace(in_shape=tuple(in_shape), out_shape=tuple(out_shape), options=options)
+
+
+def layout(shape):
+    """The NHWC order of a logical (C, h, w) shape; flat shapes unchanged."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else tuple(shape)
 
 
 def numerical_grad(f, x, eps=1e-6):
@@ -18,21 +36,46 @@ def numerical_grad(f, x, eps=1e-6):
     return grad
 
 
-def check_layer_gradients(layer, x, rng, forward=None, rtol=1e-6, atol=1e-8):
-    """Assert that ``layer.backward`` gives dLoss/dx and fills ``layer.grads`` with dLoss/dparam for
-    loss = sum(forward(x) * upstream); ``forward(x)`` defaults to ``layer.forward(x, training=True)``.
-    Returns the names of the parameters checked."""
-    forward = forward or (lambda a: layer.forward(a, training=True))
-    upstream = rng.standard_normal((len(x), *layer.out_shape))
+class Above:
+    """The layer above: receives the output in ``x``; ``dx`` is dLoss/doutput."""
+
+    def __init__(self, batch, shape):
+        self.x = np.full((batch, *layout(shape)), np.nan)
+        self.dx = np.zeros((batch, *layout(shape)))
+
+
+def training_step(layer, batch, seed=5):
+    """(run, step, above): ``run(x)`` puts x (NHWC) into the step and runs its forward pass, the
+    dropout masks drawn from a fresh generator of ``seed`` each time; returns the output."""
+    step = layer.plan(batch, True)
+    above = Above(batch, layer.spec.out_shape)
+    step.bind(above)
+
+    def run(x):
+        step.x[...] = x
+        step.forward(np.random.default_rng(seed))
+        return above.x
+
+    return run, step, above
+
+
+def check_layer_gradients(layer, x, rng, rtol=1e-6, atol=1e-8):
+    """Assert the step's input gradient and every parameter's gradient against finite differences;
+    returns the keys of the parameters checked."""
+    run, step, above = training_step(layer, len(x))
+    upstream = rng.standard_normal(above.x.shape)
 
     def loss():
-        return float((forward(x) * upstream).sum())
+        return float((run(x) * upstream).sum())
 
-    forward(x)
-    dx = layer.backward(upstream.copy()).copy()
-    grads = {name: g.copy() for name, g in layer.grads.items()}
-    np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=rtol, atol=atol, err_msg="input")
-    for name, param in layer.params.items():
-        np.testing.assert_allclose(grads[name], numerical_grad(loss, param), rtol=rtol, atol=atol,
-                                   err_msg=name)
-    return sorted(layer.params)
+    run(x)
+    above.dx[...] = upstream
+    step.backward()
+    np.testing.assert_allclose(step.dx, numerical_grad(loss, x), rtol=rtol, atol=atol, err_msg="input")
+    for param in step.parameters:
+        expected = numerical_grad(loss, param.value) / len(x)
+        run(x)
+        above.dx[...] = upstream
+        step.backward()
+        np.testing.assert_allclose(param.gradient.value(), expected, rtol=rtol, atol=atol, err_msg=param.key)
+    return [param.key for param in step.parameters]

@@ -1,98 +1,136 @@
-"""Batch normalisation per channel (Ioffe & Szegedy, 2015): in training each channel is normalised
-by the mean and variance of the batch (over the batch and every pixel), in inference by running
-averages of them, then scaled and shifted by trained ``scale`` and ``shift``.
+"""Batch normalisation (token ``bn``; Ioffe & Szegedy, 2015), per channel after a conv, per unit after
+an fc: training normalises by the batch's mean and variance (over the batch and every pixel),
+inference by running averages of them; then ``gamma`` scales and ``beta`` shifts, and the hidden
+activation follows when the layer below left it to us (``conv-bn``: conv, normalise, activate).
 
-Inputs are NHWC (batch, h, w, C) or (batch, C): either way the data is a (rows, C) matrix with the
-channel last, so every per-channel sum is one gemm with a row of ones (BLAS, both cores) instead of
-a NumPy reduction over the rows. The running mean and variance are ``state``: not trained, but
-saved with the model and in checkpoints. ``momentum`` and the unbiased running variance follow
-PyTorch (running = (1 - momentum) * running + momentum * batch). No weight decay on scale or shift.
+The data is always a (rows, channels) matrix with the channel last (NHWC, see conv2d.py), so every
+per-channel sum is one gemm with a row of ones (BLAS, both cores) instead of a NumPy reduction. The
+running ``mean`` and ``var`` are ``state``: not trained, saved with the model and in checkpoints.
+The momentum and the unbiased running variance follow PyTorch: running = (1 - m) * running + m * batch.
+No weight decay on gamma or beta.
 """
+
+import math
 
 import numpy as np
 
-from .conv2d import BoundProducts
+from .activations import ACTIVATIONS
+from .blas import Gemm
+from .conv2d import nhwc
+from .layer import simple_parameters
+
+MOMENTUM, EPS = 0.1, 1e-5
+
+
+def rows_view(a, shape):
+    """``a`` as a 2-D (rows, channels) view, or None where that needs a copy."""
+    view = a.view()
+    try:
+        view.shape = shape
+    except AttributeError:
+        return None
+    return view
 
 
 class BatchNorm:
     kind = "bn"
 
-    def __init__(self, in_shape, momentum=0.1, eps=1e-5, dtype=np.float32):
-        self.in_shape = self.out_shape = tuple(int(v) for v in in_shape)
-        channels = self.in_shape[-1]
-        self.dtype, self.momentum, self.eps = np.dtype(dtype), float(momentum), float(eps)
-        self.params = {"scale": np.ones(channels, dtype), "shift": np.zeros(channels, dtype)}
-        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-        self.decay = ()
-        self.state = {"running_mean": np.zeros(channels, dtype), "running_var": np.ones(channels, dtype)}
-        self._plans = {}
-        self._products = BoundProducts()
+    def __init__(self, spec, dtype=np.float32):
+        self.spec, self.name = spec, self.kind
+        channels = spec.in_shape[0]
+        self.dtype = np.dtype(dtype)
+        self.rows_per_image = math.prod(spec.in_shape) // channels
+        self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
+        self.state = {"mean": np.zeros(channels, dtype), "var": np.ones(channels, dtype)}
+        name = spec.options.get("activation")
+        self.activation = ACTIVATIONS[name] if name else None
 
-    def plan(self, batch):
-        if batch not in self._plans:
-            self._plans[batch] = _NormPlan(self, batch)
-        return self._plans[batch]
+    def initialize(self, init, rng):
+        self.params["gamma"][...] = 1
+        self.params["beta"][...] = 0
 
-    def _channel_sums(self, plan, x2):
-        """Per-channel sums of x2 (rows, C): ones (1, rows) @ x2 -> (1, C)."""
-        self._products.get(plan.sums, plan.ones, x2).product()
-        return plan.sums[0]
+    def forward(self, x):
+        """Inference: normalise by the running statistics; x (n, *in_shape) -> a new array, NHWC."""
+        x = nhwc(np.asarray(x, self.dtype), len(x), self.spec.in_shape)
+        a = self.params["gamma"] / np.sqrt(self.state["var"] + EPS)
+        y = x * a
+        y += self.params["beta"] - self.state["mean"] * a
+        return self.activation.forward(y) if self.activation else y
 
-    def forward(self, x, training=True):
-        plan = self.plan(len(x))
-        x2, y2 = x.reshape(-1, plan.xc.shape[1]), plan.out2
-        scale, shift = self.params["scale"], self.params["shift"]
-        if not training:
-            a = scale / np.sqrt(self.state["running_var"] + self.eps)
-            np.multiply(x2, a, out=y2)
-            y2 += shift - self.state["running_mean"] * a
-            return plan.out
-        rows = len(x2)
-        mean = self._channel_sums(plan, x2) / rows
-        np.subtract(x2, mean, out=plan.xc)
-        np.multiply(plan.xc, plan.xc, out=y2)  # y2 as scratch for the squares
-        var = self._channel_sums(plan, y2) / rows
-        plan.inv_std = 1 / np.sqrt(var + self.eps)
-        plan.a = scale * plan.inv_std
-        np.multiply(plan.xc, plan.a, out=y2)
-        y2 += shift
-        m = self.momentum
-        self.state["running_mean"] *= 1 - m
-        self.state["running_mean"] += m * mean
-        self.state["running_var"] *= 1 - m
-        self.state["running_var"] += m * var * (rows / max(rows - 1, 1))
-        self.last = plan
-        return plan.out
-
-    def backward(self, dy, input_gradient=True):
-        plan = self.last
-        dy2, dx2, tmp = dy.reshape(plan.xc.shape), plan.dx2, plan.tmp
-        rows = len(dy2)
-        dshift = self._channel_sums(plan, dy2).copy()
-        np.multiply(dy2, plan.xc, out=tmp)
-        dy_xc = self._channel_sums(plan, tmp).copy()  # sum of dy * (x - mean) per channel
-        self.grads["shift"][...] = dshift
-        self.grads["scale"][...] = dy_xc * plan.inv_std
-        if not input_gradient:
-            return None
-        # dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * inv_std
-        np.multiply(dy2, plan.a, out=dx2)
-        np.multiply(plan.xc, plan.a * plan.inv_std ** 2 * dy_xc / rows, out=tmp)
-        dx2 -= tmp
-        dx2 -= plan.a * dshift / rows
-        return plan.dx
+    def plan(self, batch, input_grad):
+        return NormStep(self, batch, input_grad)
 
 
-class _NormPlan:
-    def __init__(self, layer, batch):
-        shape, dt = (batch, *layer.in_shape), layer.dtype
-        channels = layer.in_shape[-1]
-        rows = int(np.prod(shape)) // channels
-        self.out = np.empty(shape, dt)
-        self.out2 = self.out.reshape(rows, channels)
-        self.xc = np.empty((rows, channels), dt)  # x - batch mean, kept for backward
+class NormStep:
+    def __init__(self, layer, batch, input_grad):
+        dt, channels = layer.dtype, layer.spec.in_shape[0]
+        self.layer, self.batch = layer, batch
+        rows = batch * layer.rows_per_image
+        self.x = nhwc(np.empty((rows, channels), dt), batch, layer.spec.in_shape)
+        self.x2 = self.x.reshape(rows, channels)
+        self.xc = np.empty((rows, channels), dt)  # x minus the batch mean, kept for backward
         self.tmp = np.empty((rows, channels), dt)
-        self.dx = np.empty(shape, dt)
-        self.dx2 = self.dx.reshape(rows, channels)
+        self.dx = np.empty_like(self.x) if input_grad else None
         self.ones = np.ones((1, rows), dt)
         self.sums = np.empty((1, channels), dt)
+        self.grads = {name: np.zeros_like(p) for name, p in layer.params.items()}
+        # Per-channel sums; the Gemm objects are kept, their ``product`` points into them.
+        self.sum_x = Gemm(self.sums, self.ones, self.x2)
+        self.sum_tmp = Gemm(self.sums, self.ones, self.tmp)
+
+    def bind(self, above):
+        layer, batch = self.layer, self.batch
+        self.out = nhwc(above.x, batch, layer.spec.out_shape)
+        self.dy = nhwc(above.dx, batch, layer.spec.out_shape)
+        self.dy2 = rows_view(self.dy, self.xc.shape)
+        self.dy_copy = None
+        if self.dy2 is None:  # (an fc above flattening our images: its rows have a ones column)
+            self.dy_copy = np.empty_like(self.xc)
+            self.dy2 = self.dy_copy
+        self.sum_dy = Gemm(self.sums, self.ones, self.dy2)
+        self.parameters = simple_parameters(layer, layer.name, self.grads)
+
+    def forward(self, rng):
+        layer, xc, rows = self.layer, self.xc, len(self.xc)
+        self.sum_x.product()
+        mean = self.sums[0] / rows
+        np.subtract(self.x2, mean, out=xc)
+        np.multiply(xc, xc, out=self.tmp)
+        self.sum_tmp.product()
+        var = self.sums[0] / rows
+        self.inv_std = 1 / np.sqrt(var + EPS)
+        self.a = layer.params["gamma"] * self.inv_std
+        out = self.out
+        np.multiply(xc.reshape(out.shape), self.a, out=out)
+        out += layer.params["beta"]
+        if layer.activation:
+            layer.activation.forward(out)
+        for name, batch_value in (("mean", mean), ("var", var * (rows / max(rows - 1, 1)))):
+            running = layer.state[name]
+            running *= 1 - MOMENTUM
+            running += MOMENTUM * batch_value
+
+    def backward(self):
+        layer, xc, tmp, rows = self.layer, self.xc, self.tmp, len(self.xc)
+        dy = self.dy
+        if layer.activation:
+            layer.activation.backward(self.out, dy)  # dLoss/da -> dLoss/d(normalised), in place
+        dy2 = self.dy2
+        if self.dy_copy is not None:
+            np.copyto(self.dy_copy.reshape(dy.shape), dy)
+        self.sum_dy.product()
+        dbeta = self.sums[0].copy()
+        np.multiply(dy2, xc, out=tmp)
+        self.sum_tmp.product()
+        dy_xc = self.sums[0].copy()  # per channel: sum of dy * (x - mean)
+        # dy is dLoss/dy times the batch size: the parameters' gradients are divided by it here.
+        self.grads["beta"][...] = dbeta / self.batch
+        self.grads["gamma"][...] = dy_xc * self.inv_std / self.batch
+        if self.dx is None:
+            return
+        # dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * inv_std
+        dx2 = self.dx.reshape(rows, -1)
+        np.multiply(dy2, self.a, out=dx2)
+        np.multiply(xc, self.a * self.inv_std ** 2 * dy_xc / rows, out=tmp)
+        dx2 -= tmp
+        dx2 -= self.a * dbeta / rows

@@ -1,157 +1,221 @@
-"""A k x k two-dimensional convolution (cross-correlation, as every framework computes it) on NHWC
-batches: one gemm over an im2col buffer forward, one gemm for the weight gradient, and for the input
-gradient one gemm and k² slice-adds.
+"""The convolution layer (token ``convNkK[sS][same|valid]``): N filters of K x K, stride 1 or 2,
+cross-correlation as every framework computes it, then the hidden activation.
 
-Channel order: activations are (batch, height, width, channels), C-contiguous. Then the k x k
-windows of an image are k*k runs of ``channels`` contiguous numbers, the im2col row of an output
-pixel is a plain copy of them, and the product's output (batch * height * width, filters) *is* the
-next layer's NHWC input: no transposes anywhere. (In NCHW every im2col row gathers k*k*C scattered
-numbers and the output has to be transposed back.)
+Channel order: images flow between layers as (batch, height, width, channels), C-contiguous (NHWC),
+whatever the spec's logical shape (channels, height, width) says. Then the K x K window of an output
+pixel is K runs of K*channels contiguous numbers, its im2col row a plain copy of them, and the
+product's output (batch*height*width, filters) *is* the next layer's NHWC input: no transposes. (In
+NCHW every im2col row gathers K*K*C scattered numbers and the output must be transposed back.)
 
-Weights are ``P = [W; b]`` of shape (k*k*C + 1, filters), rows of W in (ky, kx, channel) order,
-as Dense keeps them (``weight`` and ``bias`` are views): each im2col row ends in a 1, so the bias is
-part of the product and its gradient part of the weight gradient's product.
+Parameters: ``weight`` (filters, channels, K, K), as PyTorch orders it, and ``bias`` (filters,) are
+views of one array ``P = [W; b]`` of shape (K*K*channels + 1, filters) whose rows run (ky, kx,
+channel). Every speed trick of the layer lives here, each measured in the README:
+
+- forward is one gemm over an im2col buffer ending in a column of ones (the bias folded in, as in
+  Dense): the windows are a strided view of the input, copied once into the buffer;
+- the layer below writes straight into the inside of a zero-bordered buffer, so padding costs no copy;
+- the weight gradient is one gemm on the kept im2col buffer (a factored ``LayerGradient``: plain SGD
+  updates P in that same gemm);
+- the input gradient is one gemm into a column buffer and K*K slice-adds back onto the image
+  (col2im), image block by image block so that both stay in cache; never ``np.add.at``.
 """
+
+import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .blas import Gemm
+from .activations import ACTIVATIONS
+from .blas import Gemm, gemm
 from .initializers import INITIALIZERS
+from .layer import Parameter
+from .optimizers import LayerGradient
+
+# im2col rows per block of inference (about 16 MB of float32 for a 3x3x64 kernel): bounds memory
+# whatever the number of images.
+INFERENCE_ROWS = 16_384
+_ZERO = np.zeros((), np.float32)
 
 
-def output_size(size, kernel, stride, padding):
-    """Output height (or width) of a convolution or pooling: floor((size + 2*pad - k) / stride) + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
+def same_padding(size, kernel, stride):
+    """(before, after) zero rows for 'same' output ceil(size / stride): (K - 1) // 2 before, as
+    PyTorch's ``padding=K//2``, and after only what the last window reaches."""
+    out = -(-size // stride)
+    before = (kernel - 1) // 2
+    return before, max((out - 1) * stride + kernel - size - before, 0)
 
 
 def windows(x, kernel, stride, out_hw):
-    """The (batch, out_h, out_w, k, k, C) view of every k x k window of x (batch, h, w, C): no copy."""
+    """The (batch, out_h, out_w, K, K, C) view of every K x K window of x (batch, h, w, C): no copy."""
     n, _, _, c = x.shape
     sn, sh, sw, sc = x.strides
     return as_strided(x, (n, *out_hw, kernel, kernel, c), (sn, stride * sh, stride * sw, sh, sw, sc),
                       writeable=False)
 
 
-class BoundProducts:
-    """Gemms bound to the arrays they were last called with, so that a layer which is handed the
-    same planned buffer every step (the usual case) binds once; a few entries, oldest dropped."""
-
-    def __init__(self, size=4):
-        self.size, self.found = size, {}
-
-    def get(self, out, a, b):
-        key = tuple((x.__array_interface__["data"][0], x.shape, x.strides) for x in (out, a, b))
-        gemm = self.found.get(key)
-        if gemm is None:
-            if len(self.found) >= self.size:
-                self.found.pop(next(iter(self.found)))
-            gemm = self.found[key] = Gemm(out, a, b)
-        return gemm
+def nhwc(a, batch, shape):
+    """``a`` as (batch, h, w, C) for a logical (C, h, w), or (batch, n) for a flat (n,): a view."""
+    view = a.reshape(batch, *(tuple(shape[1:]) + tuple(shape[:1]) if len(shape) == 3 else shape))
+    assert not a.size or np.shares_memory(view, a)  # a reshape that copied would lose the writes
+    return view
 
 
 class Conv2d:
-    """Convolution of (batch, h, w, channels) inputs with ``filters`` k x k filters.
-
-    ``padding`` is "valid" (none) or "same" ((k - 1) / 2 on every side, odd k: the output is
-    ceil(size / stride), as in PyTorch with ``padding=k//2``).
-    """
-
     kind = "conv"
 
-    def __init__(self, in_shape, filters, kernel, stride=1, padding="valid", dtype=np.float32):
-        h, w, c = (int(v) for v in in_shape)
-        if stride not in (1, 2):
-            raise ValueError(f"conv: stride {stride}: must be 1 or 2")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"conv: padding {padding!r}: must be 'valid' or 'same'")
-        if padding == "same" and kernel % 2 == 0:
-            raise ValueError(f"conv: 'same' padding needs an odd kernel, got {kernel}")
-        self.kernel, self.stride, self.padding = int(kernel), int(stride), padding
-        self.pad = (kernel - 1) // 2 if padding == "same" else 0
-        out_h, out_w = (output_size(s, kernel, stride, self.pad) for s in (h, w))
-        if out_h < 1 or out_w < 1:
-            raise ValueError(f"conv: a {kernel}x{kernel} kernel does not fit a {h}x{w} input")
-        self.in_shape, self.out_shape = (h, w, c), (out_h, out_w, int(filters))
-        self.fan_in = kernel * kernel * c
-        self.P = np.zeros((self.fan_in + 1, filters), dtype)  # [W; b]
-        self.dP = np.zeros_like(self.P)
-        self.params = {"weight": self.P[:-1], "bias": self.P[-1]}
-        self.grads = {"weight": self.dP[:-1], "bias": self.dP[-1]}
-        self.decay = ("weight",)  # weight decay applies to these, never to the bias
-        self.state = {}  # nothing but the trained parameters
-        self._plans = {}
-        self._products = BoundProducts()
+    def __init__(self, spec, dtype=np.float32):
+        self.spec, self.name = spec, self.kind  # the network makes it "conv.{position}"
+        o = spec.options
+        c, h, w = spec.in_shape
+        filters, self.kernel, self.stride = o["filters"], o["kernel"], o["stride"]
+        if self.stride not in (1, 2):
+            raise ValueError(f"conv: stride {self.stride}: must be 1 or 2")
+        k, s = self.kernel, self.stride
+        if o["padding"] == "same":
+            (top, bottom), (left, right) = same_padding(h, k, s), same_padding(w, k, s)
+        else:
+            top = bottom = left = right = 0
+        self.pads = (top, bottom, left, right)
+        self.in_hwc = (h, w, c)
+        self.out_hwc = ((h + top + bottom - k) // s + 1, (w + left + right - k) // s + 1, filters)
+        if self.out_hwc[:2] != tuple(spec.out_shape[1:]):
+            raise ValueError(f"conv: output {self.out_hwc[:2]} does not match the spec's {spec.out_shape}")
+        self.fan_in = k * k * c
+        self.packed = np.zeros((self.fan_in + 1, filters), dtype)  # [W; b], W rows (ky, kx, channel)
+        weight = self.packed[:-1].reshape(k, k, c, filters).transpose(3, 2, 0, 1)  # (F, C, K, K) view
+        self.params = {"weight": weight, "bias": self.packed[-1]}
+        self.state = {}
+        name = o.get("activation")
+        self.activation = ACTIVATIONS[name] if name else None
 
     def initialize(self, init, rng):
-        """Draw the weights with a named initializer (fan_in = k*k*channels); biases zero."""
-        self.params["weight"][...] = INITIALIZERS[init](self.P[:-1].shape, rng)
-        self.params["bias"][...] = 0
+        W = self.packed[:-1]  # drawn as (fan_in, fan_out) = (K*K*C, filters)
+        W[...] = np.asarray(INITIALIZERS[init](W.shape, rng), dtype=W.dtype)
 
     @property
     def dtype(self):
-        return self.P.dtype
+        return self.packed.dtype
 
-    def flops(self, batch, input_gradient=True):
-        """Floating-point operations of a training step's products (forward, weight and input gradient)."""
-        per_product = 2 * batch * int(np.prod(self.out_shape[:2])) * self.P.size
-        return per_product * (3 if input_gradient else 2)
+    def padded_shape(self, batch):
+        (h, w, c), (top, bottom, left, right) = self.in_hwc, self.pads
+        return batch, h + top + bottom, w + left + right, c
 
-    def plan(self, batch):
-        """Buffers and bound products for batches of this size (made once, then reused)."""
-        if batch not in self._plans:
-            self._plans[batch] = _ConvPlan(self, batch)
-        return self._plans[batch]
+    def forward(self, x):
+        """Inference: x (n, *in_shape) -> (n, out_h, out_w, filters) NHWC, activated; in blocks of
+        images so that the im2col buffer stays bounded."""
+        n, (h, w, c), (out_h, out_w, f) = len(x), self.in_hwc, self.out_hwc
+        x = nhwc(np.asarray(x, self.dtype), n, self.spec.in_shape)
+        out = np.empty((n, out_h, out_w, f), self.dtype)
+        block = max(1, INFERENCE_ROWS // (out_h * out_w))
+        top, _, left, _ = self.pads
+        padded = cols = None
+        for start in range(0, n, block):
+            part = x[start:start + block]
+            m = len(part)
+            if padded is None or len(padded) != m:
+                padded = np.zeros(self.padded_shape(m), self.dtype) if any(self.pads) else None
+                cols = np.ones((m * out_h * out_w, self.fan_in + 1), self.dtype)
+            if padded is not None:
+                padded[:, top:top + h, left:left + w] = part
+                part = padded
+            cols[:, :-1].reshape(m, out_h, out_w, self.kernel, self.kernel, c)[...] = \
+                windows(part, self.kernel, self.stride, (out_h, out_w))
+            y = out[start:start + m].reshape(-1, f)
+            gemm(y, cols, self.packed)
+            if self.activation:
+                self.activation.forward(y)
+        return out
 
-    def forward(self, x, training=True):
-        """(batch, h, w, C) -> (batch, out_h, out_w, filters); keeps the im2col buffer for backward."""
-        plan = self.plan(len(x))
-        k, s = self.kernel, self.stride
-        if self.pad:
-            plan.inside[...] = x  # the borders of plan.padded stay zero
-            x = plan.padded
-        np.copyto(plan.cols_view, windows(x, k, s, self.out_shape[:2]))
-        plan.forward.product()
-        self.last = plan
-        return plan.out4
-
-    def backward(self, dy, input_gradient=True):
-        """dLoss/d(output) (batch, out_h, out_w, filters) -> fills ``grads`` (summed over the batch)
-        and returns dLoss/d(input), or None when ``input_gradient`` is False (the first layer)."""
-        plan = self.last
-        dy2 = dy.reshape(-1, self.P.shape[1])
-        self._products.get(self.dP, plan.cols.T, dy2).product()
-        if not input_gradient:
-            return None
-        self._products.get(plan.dcols, dy2, self.P[:-1].T).product()
-        plan.dpadded[...] = 0
-        k, s = self.kernel, self.stride
-        out_h, out_w, _ = self.out_shape
-        dwin = plan.dcols.reshape(len(dy), out_h, out_w, k, k, -1)
-        # Col2im: each of the k*k kernel positions adds its column block onto a strided slice of
-        # the input gradient. np.add.at would do it in one call, 20-50x slower.
-        for i in range(k):
-            for j in range(k):
-                plan.dpadded[:, i:i + s * out_h:s, j:j + s * out_w:s] += dwin[:, :, :, i, j]
-        if self.pad:
-            np.copyto(plan.dx, plan.dinside)
-            return plan.dx
-        return plan.dpadded
+    def plan(self, batch, input_grad):
+        return ConvStep(self, batch, input_grad)
 
 
-class _ConvPlan:
-    def __init__(self, layer, batch):
-        (h, w, c), (out_h, out_w, f), p = layer.in_shape, layer.out_shape, layer.pad
-        k, dt, rows = layer.kernel, layer.dtype, batch * out_h * out_w
-        self.padded = np.zeros((batch, h + 2 * p, w + 2 * p, c), dt) if p else None
-        self.inside = self.padded[:, p:p + h, p:p + w] if p else None
-        self.cols = np.ones((rows, layer.fan_in + 1), dt)  # im2col, last column the bias's ones
+class ConvStep:
+    """One training step of a Conv2d at a fixed batch size: buffers and the products bound to them."""
+
+    # Images per block of the input gradient's gemm + col2im: the block's columns and image gradient
+    # stay in the core's cache between the two.
+    BLOCK_ROWS = 4096
+
+    def __init__(self, layer, batch, input_grad):
+        dt, self.layer, self.batch = layer.dtype, layer, batch
+        (h, w, c), (out_h, out_w, f) = layer.in_hwc, layer.out_hwc
+        top, _, left, _ = layer.pads
+        k, rows = layer.kernel, batch * out_h * out_w
+        # The input lives inside a zero-bordered buffer: the layer below writes into ``x`` directly.
+        self.padded = np.zeros(layer.padded_shape(batch), dt)
+        self.x = self.padded[:, top:top + h, left:left + w]
+        self.cols = np.ones((rows, layer.fan_in + 1), dt)  # im2col; its last column the bias's ones
         self.cols_view = self.cols[:, :-1].reshape(batch, out_h, out_w, k, k, c)
-        assert np.shares_memory(self.cols_view, self.cols)  # a view, not a copy
-        self.out = np.empty((rows, f), dt)
-        self.out4 = self.out.reshape(batch, out_h, out_w, f)
-        self.forward = Gemm(self.out, self.cols, layer.P)
-        self.dcols = np.empty((rows, layer.fan_in), dt)
-        self.dpadded = np.zeros((batch, h + 2 * p, w + 2 * p, c), dt)
-        self.dinside = self.dpadded[:, p:p + h, p:p + w] if p else None
-        self.dx = np.empty((batch, h, w, c), dt) if p else None
+        assert np.shares_memory(self.cols_view, self.cols)
+        self.windows = windows(self.padded, k, layer.stride, (out_h, out_w))
+        self.dx = None
+        if input_grad:
+            self.dpadded = np.zeros(layer.padded_shape(batch), dt)
+            self.dx = np.empty((batch, h, w, c), dt) if any(layer.pads) else self.dpadded
+            per_image = out_h * out_w
+            self.block = max(1, self.BLOCK_ROWS // per_image)
+            self.dcols = np.empty((min(batch, self.block) * per_image, layer.fan_in), dt)
+
+    def bind(self, above):
+        layer, batch = self.layer, self.batch
+        out_h, out_w, f = layer.out_hwc
+        rows = batch * out_h * out_w
+        self.above_x = nhwc(above.x, batch, layer.spec.out_shape)
+        self.above_dx = nhwc(above.dx, batch, layer.spec.out_shape)
+        delta = self.above_dx.reshape(rows, f)  # dLoss/dz times the batch size, overwritten in place
+        assert np.shares_memory(delta, above.dx)
+        # The product writes the layer above's input when it is one block of memory (the activation
+        # then applied in place), else a buffer of our own, activated into the padded buffer above.
+        direct = self.above_x.flags.c_contiguous
+        self.z = self.above_x.reshape(rows, f) if direct else np.empty((rows, f), layer.dtype)
+        self.z4 = None if direct else self.z.reshape(self.above_x.shape)
+        # Keep the Gemm objects: their ``product`` points into arrays they own.
+        self.forward_gemm = Gemm(self.z, self.cols, layer.packed)
+        self.gradient = LayerGradient(self.cols, delta, 1.0 / batch)
+        self.parameters = [Parameter(layer.name, layer.packed, self.gradient,
+                                     {"weight": slice(0, -1), "bias": -1}, decay=slice(0, -1))]
+        self.input_products = []
+        if self.dx is not None:
+            per_image = out_h * out_w
+            for start in range(0, batch, self.block):
+                m = min(self.block, batch - start)
+                self.input_products.append(
+                    (start, m, Gemm(self.dcols[:m * per_image], delta[start * per_image:(start + m) * per_image],
+                                    layer.packed[:-1].T)))
+
+    def forward(self, rng):
+        np.copyto(self.cols_view, self.windows)
+        self.forward_gemm.product()
+        act = self.layer.activation
+        if self.z4 is None:
+            if act:
+                act.forward(self.z)
+        elif act and act.name == "relu":
+            np.maximum(self.z4, _ZERO, out=self.above_x)  # activation and copy in one pass
+        else:
+            np.copyto(self.above_x, act.forward(self.z4) if act else self.z4)
+
+    def backward(self):
+        layer = self.layer
+        if layer.activation:
+            layer.activation.backward(self.above_x, self.above_dx)  # dLoss/da -> dLoss/dz in place
+        if self.dx is None:
+            return
+        k, s = layer.kernel, layer.stride
+        out_h, out_w, c = layer.out_hwc[0], layer.out_hwc[1], layer.in_hwc[2]
+        dpadded = self.dpadded
+        for start, m, product in self.input_products:
+            product.product()  # dcols = delta @ W.T for this block of images
+            block = dpadded[start:start + m]
+            block[...] = 0
+            dwin = self.dcols[:m * out_h * out_w].reshape(m, out_h, out_w, k, k, c)
+            # Col2im: each kernel position adds its columns onto a strided slice of the input
+            # gradient (np.add.at does it in one call, and 20-50x slower).
+            for i in range(k):
+                for j in range(k):
+                    block[:, i:i + s * out_h:s, j:j + s * out_w:s] += dwin[:, :, :, i, j]
+        if self.dx is not dpadded:
+            top, _, left, _ = layer.pads
+            h, w, _ = layer.in_hwc
+            np.copyto(self.dx, dpadded[:, top:top + h, left:left + w])

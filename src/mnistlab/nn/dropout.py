@@ -1,44 +1,54 @@
-"""Inverted dropout: in training each unit is kept with probability 1 - rate and scaled by
-1 / (1 - rate), so inference is the identity. Works on any shape (NHWC maps: per unit, not per
-channel). The mask is drawn from the generator the network passes in, so a seed repeats a run.
+"""Dropout (token ``dropP``): in training each value is zeroed with probability P and the kept ones
+scaled by 1 / (1 - P) (inverted dropout), so inference is the identity. Works on any shape (NHWC
+maps: per value, not per channel). The mask is drawn from the trainer's generator, in layer order,
+so a seed repeats a run bit for bit.
 """
 
 import numpy as np
+
+from .conv2d import nhwc
 
 
 class Dropout:
     kind = "dropout"
 
-    def __init__(self, in_shape, rate, dtype=np.float32):
-        if not 0 <= rate < 1:
-            raise ValueError(f"dropout: rate {rate}: must be in [0, 1)")
-        self.in_shape = self.out_shape = tuple(int(v) for v in in_shape)
-        self.rate, self.dtype = float(rate), np.dtype(dtype)
-        self.params, self.grads, self.decay, self.state = {}, {}, (), {}
-        self._plans = {}
+    def __init__(self, spec, dtype=np.float32):
+        self.spec, self.name = spec, self.kind
+        self.rate, self.dtype = float(spec.options["rate"]), np.dtype(dtype)
+        if not 0 <= self.rate < 1:
+            raise ValueError(f"dropout: rate {self.rate}: must be in [0, 1)")
+        self.params, self.state = {}, {}
 
-    def plan(self, batch):
-        if batch not in self._plans:
-            shape = (batch, *self.in_shape)
-            self._plans[batch] = tuple(np.empty(shape, self.dtype) for _ in range(3))  # mask, out, dx
-        return self._plans[batch]
+    def initialize(self, init, rng):
+        pass
 
-    def forward(self, x, training=True, rng=None):
-        if not training or self.rate == 0:
-            self.mask = None
-            return x
-        mask, out, _ = self.plan(len(x))
-        keep = 1.0 - self.rate
-        drawn = rng.random(mask.shape, dtype=np.float32) < keep
-        np.multiply(drawn, self.dtype.type(1 / keep), out=mask)
-        np.multiply(x, mask, out=out)
-        self.mask = mask
-        return out
+    def forward(self, x):
+        """Inference: the identity (a new array)."""
+        return np.array(x, self.dtype)
 
-    def backward(self, dy, input_gradient=True):
-        if not input_gradient:
-            return None
-        if self.mask is None:
-            return dy
-        mask, _, dx = self.plan(len(dy))
-        return np.multiply(dy, mask, out=dx)
+    def plan(self, batch, input_grad):
+        return DropoutStep(self, batch, input_grad)
+
+
+class DropoutStep:
+    def __init__(self, layer, batch, input_grad):
+        self.layer, self.batch = layer, batch
+        shape = nhwc(np.empty((batch, *layer.spec.in_shape), layer.dtype), batch, layer.spec.in_shape).shape
+        self.x = np.empty(shape, layer.dtype)
+        self.mask = np.empty(shape, layer.dtype)
+        self.dx = np.empty(shape, layer.dtype) if input_grad else None
+        self.parameters = []
+
+    def bind(self, above):
+        self.out = nhwc(above.x, self.batch, self.layer.spec.out_shape)
+        self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
+
+    def forward(self, rng):
+        keep = 1.0 - self.layer.rate
+        drawn = rng.random(self.mask.shape, dtype=np.float32) < keep
+        np.multiply(drawn, self.layer.dtype.type(1 / keep), out=self.mask)
+        np.multiply(self.x, self.mask, out=self.out)
+
+    def backward(self):
+        if self.dx is not None:
+            np.multiply(self.dy, self.mask, out=self.dx)

@@ -1,24 +1,53 @@
-"""Flatten: (batch, h, w, C) -> (batch, h*w*C), a view (no copy), in NHWC order: a dense layer after
-it sees pixel by pixel, each pixel's channels together (PyTorch's NCHW flattens channel by channel,
-so weights moved between the two are permuted)."""
+"""Flatten (token ``flatten``): (C, h, w) images to rows of h*w*C values in NHWC order, pixel by pixel
+with each pixel's channels together (see conv2d.py; PyTorch's NCHW flattens channel by channel, so
+weights moved between the two are permuted)."""
+
+import math
 
 import numpy as np
+
+from .conv2d import nhwc
 
 
 class Flatten:
     kind = "flatten"
 
-    def __init__(self, in_shape, dtype=np.float32):
-        self.in_shape = tuple(int(v) for v in in_shape)
-        self.out_shape = (int(np.prod(self.in_shape)),)
+    def __init__(self, spec, dtype=np.float32):
+        self.spec, self.name = spec, self.kind
         self.dtype = np.dtype(dtype)
-        self.params, self.grads, self.decay, self.state = {}, {}, (), {}
+        self.params, self.state = {}, {}
 
-    def plan(self, batch):
-        return None
+    def initialize(self, init, rng):
+        pass
 
-    def forward(self, x, training=True):
-        return x.reshape(len(x), *self.out_shape)
+    def forward(self, x):
+        """Inference: x (n, *in_shape) -> (n, features), a view when x is contiguous."""
+        return np.asarray(x, self.dtype).reshape(len(x), -1)
 
-    def backward(self, dy, input_gradient=True):
-        return dy.reshape(len(dy), *self.in_shape) if input_gradient else None
+    def plan(self, batch, input_grad):
+        return FlattenStep(self, batch, input_grad)
+
+
+class FlattenStep:
+    """Copies in both directions (the layers on either side own their buffers); a few hundred
+    kilobytes a step."""
+
+    def __init__(self, layer, batch, input_grad):
+        self.layer, self.batch = layer, batch
+        shape = nhwc(np.empty((batch, math.prod(layer.spec.in_shape)), layer.dtype), batch,
+                     layer.spec.in_shape).shape
+        self.x = np.empty(shape, layer.dtype)
+        self.dx = np.empty(shape, layer.dtype) if input_grad else None
+        self.parameters = []
+
+    def bind(self, above):
+        self.out = above.x.reshape(self.batch, -1)
+        self.dy = above.dx.reshape(self.batch, -1)
+        assert np.shares_memory(self.out, above.x) and np.shares_memory(self.dy, above.dx)
+
+    def forward(self, rng):
+        np.copyto(self.out, self.x.reshape(self.batch, -1))
+
+    def backward(self):
+        if self.dx is not None:
+            np.copyto(self.dx.reshape(self.batch, -1), self.dy)

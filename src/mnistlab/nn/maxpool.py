@@ -1,72 +1,84 @@
-"""Max pooling over k x k windows of NHWC batches, stride k (the windows tile the image).
+"""Max pooling (token ``poolK``): the maximum of each K x K window, stride K (the windows tile the
+image), per channel, on NHWC images (see conv2d.py).
 
-Forward keeps, per output, which of the k*k window positions held the maximum (the first one on a
-tie, as PyTorch does), so backward routes each gradient to exactly one input; rows and columns past
-the last whole window (an odd size) are dropped, as PyTorch's default does, and get gradient 0.
+Training keeps, per output, which of the K*K window positions held the maximum (the first one on a
+tie), so backward routes each gradient to exactly one input. Rows and columns past the last whole
+window (an odd size) are dropped, as PyTorch does by default, and get gradient 0. Overlapping
+windows (stride < K) are not supported: a clear error.
 """
 
 import numpy as np
+
+from .conv2d import nhwc
 
 
 class MaxPool2d:
     kind = "pool"
 
-    def __init__(self, in_shape, kernel=2, stride=None, dtype=np.float32):
-        h, w, c = (int(v) for v in in_shape)
-        stride = kernel if stride is None else stride
-        if stride != kernel:
-            raise ValueError(f"pool: stride {stride} != kernel {kernel}: only non-overlapping windows "
-                             "(stride == kernel) are supported")
-        if kernel < 1 or kernel > min(h, w):
-            raise ValueError(f"pool: a {kernel}x{kernel} window does not fit a {h}x{w} input")
-        self.kernel, self.dtype = int(kernel), np.dtype(dtype)
-        self.in_shape, self.out_shape = (h, w, c), (h // kernel, w // kernel, c)
-        self.params, self.grads, self.decay, self.state = {}, {}, (), {}
-        self._plans = {}
+    def __init__(self, spec, dtype=np.float32):
+        self.spec, self.name = spec, self.kind
+        o, (c, h, w) = spec.options, spec.in_shape
+        k = o.get("size", o.get("kernel"))
+        stride = o.get("stride", k)
+        if stride != k:
+            raise ValueError(f"pool: stride {stride} != size {k}: only non-overlapping windows "
+                             "(stride == size) are supported")
+        if not 1 <= k <= min(h, w):
+            raise ValueError(f"pool: a {k}x{k} window does not fit a {h}x{w} input")
+        self.size, self.dtype = int(k), np.dtype(dtype)
+        self.in_hwc, self.out_hwc = (h, w, c), (h // k, w // k, c)
+        self.params, self.state = {}, {}
 
-    def plan(self, batch):
-        if batch not in self._plans:
-            self._plans[batch] = _PoolPlan(self, batch)
-        return self._plans[batch]
+    def initialize(self, init, rng):
+        pass
 
-    def _positions(self, x):
-        """The k*k (batch, out_h, out_w, C) views of x, one per window position, row by row."""
-        k, (out_h, out_w, _) = self.kernel, self.out_shape
+    def positions(self, x):
+        """The K*K (batch, out_h, out_w, C) views of x (batch, h, w, C), one per window position."""
+        k, (out_h, out_w, _) = self.size, self.out_hwc
         return [x[:, i:k * out_h:k, j:k * out_w:k] for i in range(k) for j in range(k)]
 
-    def forward(self, x, training=True):
-        plan = self.plan(len(x))
-        first, *rest = self._positions(x)
-        np.copyto(plan.out, first)
-        if training:
-            plan.argmax[...] = 0
+    def forward(self, x):
+        """Inference: x (n, *in_shape) -> (n, out_h, out_w, C) NHWC."""
+        first, *rest = self.positions(nhwc(np.asarray(x, self.dtype), len(x), self.spec.in_shape))
+        out = first.copy()
+        for view in rest:
+            np.maximum(out, view, out=out)
+        return out
+
+    def plan(self, batch, input_grad):
+        return PoolStep(self, batch, input_grad)
+
+
+class PoolStep:
+    def __init__(self, layer, batch, input_grad):
+        self.layer, self.batch = layer, batch
+        self.x = np.zeros((batch, *layer.in_hwc), layer.dtype)
+        self.argmax = np.zeros((batch, *layer.out_hwc), np.uint8)  # which window position won
+        self.larger = np.empty((batch, *layer.out_hwc), bool)
+        self.dx = np.zeros((batch, *layer.in_hwc), layer.dtype) if input_grad else None
+        h, w, _ = layer.in_hwc
+        self.cropped = bool(h % layer.size or w % layer.size)
+        self.parameters = []
+
+    def bind(self, above):
+        self.out = nhwc(above.x, self.batch, self.layer.spec.out_shape)
+        self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
+
+    def forward(self, rng):
+        first, *rest = self.layer.positions(self.x)
+        out, argmax, larger = self.out, self.argmax, self.larger
+        np.copyto(out, first)
+        argmax[...] = 0
         for p, view in enumerate(rest, 1):
-            if training:
-                np.greater(view, plan.out, out=plan.larger)
-                np.copyto(plan.out, view, where=plan.larger)
-                np.copyto(plan.argmax, np.uint8(p), where=plan.larger)
-            else:
-                np.maximum(plan.out, view, out=plan.out)
-        return plan.out
+            np.greater(view, out, out=larger)  # strictly: a tie keeps the first
+            np.copyto(out, view, where=larger)
+            np.copyto(argmax, np.uint8(p), where=larger)
 
-    def backward(self, dy, input_gradient=True):
-        if not input_gradient:
-            return None
-        plan = self.plan(len(dy))
-        if plan.cropped:
-            plan.dx[...] = 0
-        for p, view in enumerate(self._positions(plan.dx)):
-            np.equal(plan.argmax, np.uint8(p), out=plan.larger)
-            np.multiply(dy, plan.larger, out=view)
-        return plan.dx
-
-
-class _PoolPlan:
-    def __init__(self, layer, batch):
-        shape = (batch, *layer.out_shape)
-        self.out = np.empty(shape, layer.dtype)
-        self.argmax = np.zeros(shape, np.uint8)
-        self.larger = np.empty(shape, bool)
-        self.dx = np.zeros((batch, *layer.in_shape), layer.dtype)
-        h, w, _ = layer.in_shape
-        self.cropped = h % layer.kernel or w % layer.kernel
+    def backward(self):
+        if self.dx is None:
+            return
+        if self.cropped:
+            self.dx[...] = 0
+        for p, view in enumerate(self.layer.positions(self.dx)):
+            np.equal(self.argmax, np.uint8(p), out=self.larger)
+            np.multiply(self.dy, self.larger, out=view)
