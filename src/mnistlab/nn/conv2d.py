@@ -16,8 +16,10 @@ channel). Every speed trick of the layer lives here, each measured in the README
 - the layer below writes straight into the inside of a zero-bordered buffer, so padding costs no copy;
 - the weight gradient is one gemm on the kept im2col buffer (a factored ``LayerGradient``: plain SGD
   updates P in that same gemm);
-- the input gradient is one gemm into a column buffer and K*K slice-adds back onto the image
-  (col2im), image block by image block so that both stay in cache; never ``np.add.at``.
+- the input gradient at stride 1 is K*K gemms, one per kernel position, each adding onto a
+  shifted run of rows of the padded input gradient (no col2im; see ``ConvStep._shifted_products``);
+  at stride 2 it is one gemm into a column buffer and K*K slice-adds back onto the image (col2im),
+  a block of images at a time so that both stay in cache; never ``np.add.at``.
 """
 
 import math
@@ -136,6 +138,7 @@ class ConvStep:
     # Images per block of the input gradient's gemm + col2im: the block's columns and image gradient
     # stay in the core's cache between the two.
     BLOCK_ROWS = 4096
+    SHIFTED = True  # the input gradient at stride 1 by shifted products (False: col2im, to compare)
 
     def __init__(self, layer, batch, input_grad):
         dt, self.layer, self.batch = layer.dtype, layer, batch
@@ -150,9 +153,14 @@ class ConvStep:
         assert np.shares_memory(self.cols_view, self.cols)
         self.windows = windows(self.padded, k, layer.stride, (out_h, out_w))
         self.dx = None
+        self.shifted = input_grad and layer.stride == 1 and self.SHIFTED
         if input_grad:
             self.dpadded = np.zeros(layer.padded_shape(batch), dt)
             self.dx = np.empty((batch, h, w, c), dt) if any(layer.pads) else self.dpadded
+        if self.shifted:
+            # dLoss/dz on the padded input's grid, zero outside the outputs (see backward)
+            self.dgrid = np.zeros((*layer.padded_shape(batch)[:3], layer.out_hwc[2]), dt)
+        elif input_grad:
             per_image = out_h * out_w
             self.block = max(1, self.BLOCK_ROWS // per_image)
             self.dcols = np.empty((min(batch, self.block) * per_image, layer.fan_in), dt)
@@ -176,13 +184,38 @@ class ConvStep:
         self.parameters = [Parameter(layer.name, layer.packed, self.gradient,
                                      {"weight": slice(0, -1), "bias": -1}, decay=slice(0, -1))]
         self.input_products = []
-        if self.dx is not None:
+        if self.shifted:
+            self.delta4 = delta.reshape(batch, out_h, out_w, f)
+            self.input_products = self._shifted_products()
+        elif self.dx is not None:
             per_image = out_h * out_w
             for start in range(0, batch, self.block):
                 m = min(self.block, batch - start)
                 self.input_products.append(
                     (start, m, Gemm(self.dcols[:m * per_image], delta[start * per_image:(start + m) * per_image],
                                     layer.packed[:-1].T)))
+
+    def _shifted_products(self):
+        """The input gradient at stride 1 as K*K gemms, one per kernel position (i, j), each adding
+        ``dgrid @ W_ij.T`` onto the padded input gradient shifted by (i, j), with no col2im.
+
+        Both the padded input gradient (batch, Hp, Wp, C) and ``dgrid`` (batch, Hp, Wp, F), which
+        holds the output gradient at each window's top-left corner and zeros elsewhere, are read as
+        one long image of batch*Hp rows: the input pixel (i, j) away from a grid position is then a
+        fixed number of rows (i*Wp + j) further in both, so each kernel position is one product
+        over contiguous rows. Grid positions that are no window's corner hold zeros and add nothing.
+        """
+        layer, k = self.layer, self.layer.kernel
+        _, hp, wp, c = self.dpadded.shape
+        f = layer.out_hwc[2]
+        dx_rows, d_rows = self.dpadded.reshape(-1, c), self.dgrid.reshape(-1, f)
+        rows, products = len(d_rows), []
+        for i in range(k):
+            for j in range(k):
+                shift, first = i * wp + j, (i * k + j) * c
+                w_ij = layer.packed[first:first + c]  # (C, F): the rows of kernel position (i, j)
+                products.append(Gemm(dx_rows[shift:], d_rows[:rows - shift], w_ij.T))
+        return products
 
     def forward(self, rng):
         np.copyto(self.cols_view, self.windows)
@@ -205,7 +238,13 @@ class ConvStep:
         k, s = layer.kernel, layer.stride
         out_h, out_w, c = layer.out_hwc[0], layer.out_hwc[1], layer.in_hwc[2]
         dpadded = self.dpadded
-        for start, m, product in self.input_products:
+        if self.shifted:
+            self.dgrid[:, :out_h, :out_w] = self.delta4
+            first, *rest = self.input_products
+            first(1.0, 0.0)  # position (0, 0) covers every row: it overwrites
+            for product in rest:
+                product(1.0, 1.0)
+        for start, m, product in [] if self.shifted else self.input_products:
             product.product()  # dcols = delta @ W.T for this block of images
             block = dpadded[start:start + m]
             block[...] = 0
