@@ -16,7 +16,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .blas import Gemm
-from .conv2d import nhwc
+from .conv2d import activation_backward, nhwc
 from .layer import simple_parameters
 
 MOMENTUM, EPS = 0.1, 1e-5
@@ -89,6 +89,7 @@ class NormStep:
             self.dy2 = self.dy_copy
         self.sum_dy = Gemm(self.sums, self.ones, self.dy2)
         self.parameters = simple_parameters(layer, layer.name, self.grads)
+        self.mask = np.empty(self.out.shape, bool) if layer.activation else None
 
     def forward(self, rng):
         layer, xc, rows = self.layer, self.xc, len(self.xc)
@@ -114,7 +115,7 @@ class NormStep:
         layer, xc, tmp, rows = self.layer, self.xc, self.tmp, len(self.xc)
         dy = self.dy
         if layer.activation:
-            layer.activation.backward(self.out, dy)  # dLoss/da -> dLoss/d(normalised), in place
+            activation_backward(layer.activation, self.out, dy, self.mask)
         dy2 = self.dy2
         if self.dy_copy is not None:
             np.copyto(self.dy_copy.reshape(dy.shape), dy)
