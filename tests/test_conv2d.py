@@ -7,10 +7,10 @@ import pytest
 from scipy.signal import correlate
 
 from layer_checks import check_layer_gradients, spec, training_step
-from mnistlab.nn.conv2d import Conv2d, same_padding
+from mnistlab.nn.conv2d import Conv2d, ConvStep, same_padding
 
 SETTINGS = [(3, 1, "valid"), (3, 1, "same"), (3, 2, "same"), (5, 2, "same"), (3, 2, "valid"),
-            (4, 1, "valid"), (4, 1, "same"), (1, 1, "valid")]
+            (4, 1, "valid"), (4, 1, "same"), (1, 1, "valid"), (1, 2, "valid")]
 
 
 def out_size(size, kernel, stride, padding):
@@ -79,11 +79,20 @@ def test_same_padding_keeps_the_size_at_stride_one_and_halves_it_rounding_up_at_
     assert same_padding(7, 3, 2) == (1, 1)
 
 
+@pytest.mark.parametrize("col2im", [False, True])
 @pytest.mark.parametrize("kernel,stride,padding", SETTINGS)
-def test_backward_matches_finite_differences_for_input_weights_and_bias(kernel, stride, padding):
+def test_backward_matches_finite_differences_for_input_weights_and_bias(kernel, stride, padding, col2im,
+                                                                         monkeypatch):
+    """Both ways of the input gradient: shifted products on the grid of window corners, and col2im
+    (which the step takes where that grid would be mostly padding)."""
+    if col2im:
+        monkeypatch.setattr(ConvStep, "MAX_CORNERS_PER_OUTPUT", 0.0)
+    else:
+        monkeypatch.setattr(ConvStep, "MAX_CORNERS_PER_OUTPUT", 1e9)
     rng = np.random.default_rng(2)
     layer = random_conv((2, 6, 5), 3, kernel, stride, padding, rng)
     x = rng.standard_normal((2, 6, 5, 2))
+    assert layer.plan(2, True).shifted != col2im
     assert check_layer_gradients(layer, x, rng) == ["conv"]
 
 
@@ -93,13 +102,20 @@ def test_backward_through_the_relu_matches_finite_differences():
     check_layer_gradients(layer, rng.standard_normal((3, 5, 5, 2)), rng)
 
 
-def test_the_input_gradient_is_blocked_by_images_and_gives_the_same_answer():
+def test_col2im_in_blocks_of_images_gives_the_right_gradient(monkeypatch):
+    monkeypatch.setattr(ConvStep, "MAX_CORNERS_PER_OUTPUT", 0.0)
+    monkeypatch.setattr(ConvStep, "BLOCK_ROWS", 2 * 9)  # 5 images of 3x3 outputs: blocks of 2, 2 and 1
     rng = np.random.default_rng(4)
     layer = random_conv((2, 5, 5), 3, 3, 2, "same", rng)
-    step = layer.plan(5, True)
-    step.block = 2  # 5 images in blocks of 2, 2 and 1
-    step.dcols = step.dcols[:2 * 9]
+    assert layer.plan(5, True).block == 2
     check_layer_gradients(layer, rng.standard_normal((5, 5, 5, 2)), rng)
+
+
+def test_small_outputs_take_col2im_and_large_ones_the_shifted_products():
+    rng = np.random.default_rng(7)
+    assert random_conv((32, 26, 26), 4, 3, 1, "valid", rng).plan(2, True).shifted
+    assert random_conv((32, 24, 24), 4, 5, 2, "same", rng).plan(2, True).shifted
+    assert not random_conv((64, 4, 4), 4, 4, 1, "valid", rng).plan(2, True).shifted
 
 
 def test_first_layer_step_has_no_input_gradient_but_fills_the_weight_gradient():
