@@ -20,11 +20,14 @@ install-test: $(BIN)/python
 install-bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 
+# --replace: a second `make run` trains again and swaps the new run in only once it has finished.
 run: install
-	$(BIN)/mnistlab train --out $(RUN_DIR)
+	$(BIN)/mnistlab train --out $(RUN_DIR) --replace
 	$(BIN)/mnistlab test --weights $(RUN_DIR)/model.safetensors
 
+# .ci/install-browser: Debian's chromium for the browser tests, when missing and installable (else skipped).
 test: install-test
+	.ci/install-browser
 	$(BIN)/python -m pytest
 
 # Every study of the report, one after the other (hours of 2-core time; rerun to resume).

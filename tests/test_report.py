@@ -336,6 +336,25 @@ def test_plot_without_folders_or_weights_and_report_of_an_empty_folder_are_input
     assert_one_line_error(cli(["plot", tmp_path, "--format", "gif"]), "invalid choice")
 
 
+def test_with_a_runs_default_in_the_working_folder_plot_checks_hold_and_report_adds_that_model(
+        study_dir, trained, tiny, tmp_path, cli):
+    # After `make run` a user's folder holds runs/default/model.safetensors, the report's default model.
+    (tmp_path / "runs" / "default").mkdir(parents=True)
+    shutil.copy(trained / "model.safetensors", tmp_path / "runs" / "default" / "model.safetensors")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(cli(["plot"]), "give run folders")
+    assert_one_line_error(cli(["plot", empty / "nope"]), "nope: no such run folder")
+    assert_one_line_error(cli(["plot", empty, "--format", "gif"]), "invalid choice")
+    copy(study_dir, tmp_path / "results", "hidden")
+    result = cli(["report", tmp_path / "results", "--out", tmp_path / "r.html", "--data", tiny.test_csv])
+    assert result.code == 0 and "no model section" not in result.out, result.err
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="hidden"' in page and 'id="model"' in page
+    result = cli(["report", empty, "--out", tmp_path / "model-only.html", "--data", tiny.test_csv])
+    assert result.code == 0 and 'id="model"' in (tmp_path / "model-only.html").read_text()
+
+
 # The HTML report --------------------------------------------------------------------------------------------
 
 
@@ -391,7 +410,7 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_errors(
 def test_without_matplotlib_plot_report_and_train_plot_say_how_to_install_it(study_dir, tiny, tmp_path, cli,
                                                                              monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were not installed
-    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "mnistlab[plot]")
+    assert_one_line_error(cli(["plot", study_dir]), "mnistlab plot needs matplotlib", "reinstall mnistlab")
     assert_one_line_error(cli(["report", study_dir.parent, "--out", tmp_path / "r.html"]), "mnistlab report needs")
     out = tmp_path / "run"
     result = cli(["train", "--data", tiny.train_csv, "--test-data", tiny.test_csv, "--hidden", "16", "--plot",

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -283,6 +284,89 @@ def test_two_trainings_started_together_with_the_default_out_get_a_folder_each(t
         assert meta["seed"] == seed and meta["metrics"] == read_json(folder / "metrics.json")
         seeds.add(seed)
     assert seeds == {1, 2}  # each folder holds one run, whole
+
+
+# ---------------------------------------------------------------- train --replace (what make run does)
+
+
+def test_replace_trains_again_and_swaps_the_new_run_in_only_once_it_has_finished(cli, tiny, tmp_path):
+    out = tmp_path / "runs" / "default"
+    assert cli(tiny_train_args(tiny, out, "--seed", "1")).code == 0
+    old = {name: (out / name).read_bytes() for name in RUN_FILES}
+    seen = []
+
+    def while_training(new_dir):  # after every epoch of the new run: the old one is still whole
+        seen.append(new_dir)
+        assert {name: (out / name).read_bytes() for name in RUN_FILES} == old
+
+    from mnistlab.config import RunConfig
+    from mnistlab.run import replace_run
+    config = RunConfig(data=str(tiny.train_csv), test_data=str(tiny.test_csv), hidden=(16,), epochs=2, seed=2)
+    logged = []
+    result = replace_run(config, out, log=logged.append, after_epoch=while_training)
+    assert len(seen) == 2 and all(d.parent == out.parent and d.name.startswith(".default.") for d in seen)
+    assert result.out_dir == out and load_toml(out / "config.toml").seed == 2
+    assert (out / "model.safetensors").read_bytes() != old["model.safetensors"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["default"]  # no temporary folder left
+    assert any("replaced once this run has finished" in line for line in logged)
+    assert any(f"replaced the run in {out}" in line for line in logged)
+
+
+def test_replace_into_a_new_folder_just_trains_there(cli, tiny, tmp_path):
+    out = tmp_path / "runs" / "default"
+    result = cli(tiny_train_args(tiny, out, "--replace"))
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES) and "replaced" not in result.out
+
+
+def test_a_replace_killed_mid_way_leaves_the_old_run_untouched_and_the_next_one_cleans_up(cli, tiny, tmp_path):
+    out = tmp_path / "runs" / "default"
+    assert cli(tiny_train_args(tiny, out)).code == 0
+    old = {name: (out / name).read_bytes() for name in RUN_FILES}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", *tiny_train_args(tiny, out, "--replace", "--epochs",
+                                                                                "100000")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.parent.glob(".default.*.new/history.csv")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(out.parent.glob(".default.*.new/history.csv")), "the new run never finished an epoch"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert {name: (out / name).read_bytes() for name in RUN_FILES} == old
+    assert cli(tiny_train_args(tiny, out, "--replace", "--seed", "5")).code == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["default"]  # the killed run's folder is gone
+    assert load_toml(out / "config.toml").seed == 5
+
+
+def test_a_replace_stopped_by_ctrl_c_leaves_the_old_run_and_no_new_folder(cli, tiny, tmp_path):
+    out = tmp_path / "runs" / "default"
+    assert cli(tiny_train_args(tiny, out)).code == 0
+    old = {name: (out / name).read_bytes() for name in RUN_FILES}
+
+    def ctrl_c(new_dir):
+        raise KeyboardInterrupt
+
+    from mnistlab.config import RunConfig
+    from mnistlab.run import replace_run
+    config = RunConfig(data=str(tiny.train_csv), test_data=str(tiny.test_csv), hidden=(16,), epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        replace_run(config, out, log=lambda line: None, after_epoch=ctrl_c)
+    assert {name: (out / name).read_bytes() for name in RUN_FILES} == old
+    assert sorted(p.name for p in out.parent.iterdir()) == ["default"]
+
+
+def test_replace_refuses_a_folder_that_is_not_a_run_and_needs_out(cli, tiny, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    assert_one_line_error(cli(tiny_train_args(tiny, folder, "--replace")), folder, "not a run folder")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert_one_line_error(cli(["train", *tiny.data_flags, "--epochs", "1", "--replace"]),
+                          "--replace goes with --out")
+    assert_one_line_error(cli(["train", "--resume", folder, "--replace"]), "drop --replace")
 
 
 def test_resuming_a_folder_without_a_checkpoint_exits_2_naming_it(cli, tmp_path):

@@ -41,7 +41,8 @@ def runs(tmp_path_factory, trained):
     from mnistlab.cli import main
 
     folder = tmp_path_factory.mktemp("web") / "runs"
-    assert main(["train", "--hidden", "128", "--epochs", "3", "--no-progress", "--out", str(folder / "default")]) == 0
+    assert main(["train", "--hidden", "128", "--epochs", "3", "--augment", "none", "--no-progress",
+                 "--out", str(folder / "default")]) == 0
     (folder / "tiny").mkdir()
     shutil.copy(trained / "model.safetensors", folder / "tiny" / "model.safetensors")
     return folder
@@ -102,6 +103,31 @@ def test_every_model_under_runs_is_listed_default_first(client):
     assert [m["name"] for m in listing] == ["default/model.safetensors", "tiny/model.safetensors"]
     assert [m["sizes"] for m in listing] == [[784, 128, 10], [784, 16, 10]]
     assert [m["default"] for m in listing] == [True, False]
+
+
+def test_api_answers_name_models_and_data_without_any_server_path(client, runs, mnist_test, trained, tiny):
+    digits, _ = mnist_test
+    answers = [client.get("/api/model"), client.get("/api/models"), post_compact(client, canvas_with(digits[0]))]
+    for answer in answers:
+        assert answer.status_code == 200 and str(runs.parent) not in answer.text and '"/' not in answer.text
+    assert answers[0].json()["data"] == "bundled MNIST"
+    assert answers[2].json()["model"] == "default/model.safetensors"
+    outside = TestClient(create_app(trained / "model.safetensors", runs))  # --weights outside the runs folder
+    info = outside.get("/api/model").json()
+    assert info["name"] == "run/model.safetensors" and info["data"] == f"{tiny.train_csv.name} + {tiny.test_csv.name}"
+    assert str(trained) not in outside.get("/api/models").text
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("bundled MNIST (/srv/mnistlab/data/mnist)", "bundled MNIST"),
+    ("/srv/d/fashion", "fashion"),
+    ("/srv/a/train.csv + /srv/a/test.csv", "train.csv + test.csv"),
+    ("bundled MNIST (/srv/data/mnist) + test /srv/t.csv", "bundled MNIST + test t.csv"),
+    (None, None)])
+def test_data_descriptions_keep_file_names_and_drop_folders(source, shown):
+    from mnistlab.web.models import data_description
+
+    assert data_description(source) == shown
 
 
 def test_off_centre_enlarged_mnist_digits_are_read_correctly(client, mnist_test):

@@ -12,7 +12,7 @@ import time
 
 from . import __version__
 from .config import FIELDS, RunConfig, help_text, load_toml, to_toml, updated, validate
-from .errors import InputError, require_extra
+from .errors import InputError, require_module
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,20 +38,28 @@ def cmd_train(args):
     if args.print_config:
         print(to_toml(config_from_args(args), comments=True), end="")
         return 0
-    from .run import resume_run, start_run
+    from .run import replace_run, resume_run, start_run
     progress = not args.no_progress and sys.stderr.isatty()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     after_epoch = None
     if args.plot:  # curves.png in the run folder, redrawn (atomically) after every epoch
         from .report import write_curves
-        require_extra("train --plot", "matplotlib", "plot")  # before training, not after its first epoch
+        require_module("train --plot", "matplotlib")  # before training, not after its first epoch
         after_epoch = lambda out_dir: write_curves(out_dir, out_dir / "curves.png")  # noqa: E731
     if args.resume:
         extra = [f"--{n.replace('_', '-')}" for n in FIELDS if getattr(args, n) is not None]
-        extra += [flag for flag, value in (("--config", args.config), ("--out", args.out)) if value]
+        extra += [flag for flag, value in (("--config", args.config), ("--out", args.out), ("--replace", args.replace))
+                  if value]
         if extra:
             raise InputError(f"--resume {args.resume}: continues the run as configured; drop {', '.join(extra)}")
         result = resume_run(args.resume, progress, log, after_epoch)
+    elif args.replace:
+        if not args.out:
+            raise InputError("--replace goes with --out RUN_DIR")
+        result = replace_run(config_from_args(args), args.out, progress, log, after_epoch)
+        if result.metrics["diverged"]:
+            print(f"{result.metrics['stop_reason']}: no weights saved; {args.out} left as it was")
+            return 1
     elif args.out:
         result = start_run(config_from_args(args), args.out, progress, log, after_epoch=after_epoch)
     else:  # a name of its own, never shared with a run started in the same second
@@ -115,6 +123,9 @@ def build_parser():
     train.add_argument("--config", metavar="PATH", help="run configuration file (keys as the flags, with _)")
     train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    train.add_argument("--replace", action="store_true",
+                       help="with --out: train anew even if RUN_DIR holds a run, and replace that run only once "
+                            "this one has finished (make run does this)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--plot", action="store_true",
                        help="redraw RUN_DIR/curves.png after every epoch, to watch the run in an image viewer")

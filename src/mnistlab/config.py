@@ -101,7 +101,7 @@ class RunConfig:
     init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
     dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
     # Augmentation (data/augment.py): which transforms, how, and each one's strength
-    augment: str = setting("none", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
+    augment: str = setting("shift,elastic", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
                            "NAMES", check=known_augmentations)
     augment_mode: str = setting("online", "online: fresh variants every epoch; offline: the set plus "
                                 "--augment-copies fixed variants per image", "MODE", choices=AUGMENT_MODES)

@@ -17,10 +17,13 @@ class InputError(ValueError):
         self.field = field
 
 
-def require_extra(what, module, extra):
-    """Raise one clear InputError naming the pip extra when ``module`` is not installed, before any work:
-    ``require_extra("mnistlab plot", "matplotlib", "plot")``."""
+REINSTALL = "reinstall mnistlab (make install, or pip install mnistlab)"
+
+
+def require_module(what, module):
+    """Raise one clear InputError when ``module``, one of mnistlab's dependencies imported only where it is
+    used (matplotlib, FastAPI), is missing, before any work: ``require_module("mnistlab plot", "matplotlib")``."""
     from importlib.util import find_spec
 
     if find_spec(module) is None:
-        raise InputError(f"{what} needs {module}: pip install 'mnistlab[{extra}]'")
+        raise InputError(f"{what} needs {module}, one of mnistlab's dependencies: {REINSTALL}")

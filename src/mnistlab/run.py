@@ -4,7 +4,8 @@
 ``unique=True`` the first free name of ``out_dir``, ``out_dir-2``, ...), trains, evaluates on the test
 set and leaves there: config.toml, history.csv, model.safetensors, metrics.json and, after every
 epoch, checkpoint.safetensors. ``resume_run(out_dir)`` continues from that checkpoint; a finished run
-is left untouched. The objects come from ``build.py``, the file layouts from ``checkpoint.py``,
+is left untouched. ``replace_run(config, out_dir)`` trains a new run beside ``out_dir`` and swaps it in
+only once it has finished (``make run``, ``train --replace``). The objects come from ``build.py``, the file layouts from ``checkpoint.py``,
 ``weights.py`` and ``config.to_toml``.
 """
 
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from .checkpoint import read_checkpoint, restore, save_checkpoint
 from .config import from_values, to_toml, validate
 from .data import class_spread_warning
 from .errors import InputError
-from .files import remove_stale_temporaries, write_json, write_text
+from .files import _alive, remove_stale_temporaries, write_json, write_text
 from .resources import check_fits, describe, estimate
 from .trainer import HISTORY_FIELDS, SCORE_FIELDS
 from .weights import load_model, save_model
@@ -50,6 +52,44 @@ def start_run(config, out_dir, progress=False, log=print, unique=False, after_ep
     data, trainer = _prepare(config, Path(out_dir), log)
     out_dir = claim_folder(Path(out_dir), to_toml(config), unique)
     return _train(config, out_dir, trainer, data, progress, log, started, after_epoch)
+
+
+def replace_run(config, out_dir, progress=False, log=print, after_epoch=None):
+    """Train a fresh run and make it ``out_dir``'s, replacing the run there only once the new one has finished.
+
+    The new run trains in a hidden sibling folder (``.NAME.PID.HEX.new``); the run in ``out_dir`` stays
+    intact until then, so a run stopped mid-way leaves it as it was (the folder of one killed outright is
+    removed by the next replace). A run that diverges replaces nothing. ``out_dir`` must be a run folder, empty or absent.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / CONFIG).is_file() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir}: not a run folder; --replace only replaces a run")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*.new"):  # left by a replace that was killed
+        pid = stale.name.split(".")[-3]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    new = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    if (out_dir / CONFIG).is_file():
+        log(f"training into {new}; {out_dir} is replaced once this run has finished (kept as it is if not)")
+    try:
+        result = start_run(config, new, progress, log, after_epoch=after_epoch)
+    except BaseException:  # bad input, Ctrl-C: nothing of the new run stays, the old one was never touched
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if result.metrics["diverged"]:
+        shutil.rmtree(new)
+        log(f"{out_dir}: left as it was (the new run diverged)")
+        return RunResult(out_dir, result.metrics, None)
+    old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.old")
+    replacing = out_dir.exists()
+    if replacing:
+        os.rename(out_dir, old)  # two renames: out_dir is missing only between them, for microseconds
+    os.rename(new, out_dir)
+    if replacing:
+        shutil.rmtree(old)
+        log(f"replaced the run in {out_dir} with this one")
+    return RunResult(out_dir, result.metrics, result.network)
 
 
 def resume_run(out_dir, progress=False, log=print, after_epoch=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import require_extra
+from ..errors import require_module
 from .augment import GEOMETRIC, TRANSFORMS, Augmentation
 
 
@@ -37,7 +37,7 @@ def preview(out_path, images=None, labels=None, augmentation=None, count=6, seed
     are shown. augmentation: the strengths (default: ``Augmentation()``'s); its transform list is not
     used: every transform gets a column.
     """
-    require_extra("augment-preview", "matplotlib", "plot")
+    require_module("augment-preview", "matplotlib")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -6,7 +6,7 @@ calls it lazily so matplotlib is imported only when one of them runs.
 
 from pathlib import Path
 
-from ..errors import InputError, require_extra
+from ..errors import InputError, require_module
 from .figures import FORMATS
 
 DEFAULT_WEIGHTS = Path("runs/default/model.safetensors")
@@ -49,7 +49,7 @@ def cmd_plot(args):
     from .figures import save_figure
     from .records import is_study
 
-    require_extra("mnistlab plot", "matplotlib", "plot")
+    require_module("mnistlab plot", "matplotlib")
     ext = args.format or "png"  # for files named here; an --out file's own suffix is kept
     if args.weights:
         if args.folders:
@@ -85,7 +85,7 @@ def cmd_plot(args):
 def cmd_report(args):
     from .html import write_report
 
-    require_extra("mnistlab report", "matplotlib", "plot")
+    require_module("mnistlab report", "matplotlib")
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     out = write_report(args.results, args.out, weights, args.data, args.studies)
     print(f"wrote {out}" + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))

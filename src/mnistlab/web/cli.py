@@ -10,12 +10,12 @@ RUNS_DIR = "runs"
 
 
 def cmd_draw(args):
-    from ..errors import InputError
+    from ..errors import REINSTALL, InputError
     try:
         from .app import create_app
         from .server import bind_workers, serve
     except ModuleNotFoundError as e:
-        raise InputError(f"mnistlab draw needs {e.name}: pip install 'mnistlab[web]'") from None
+        raise InputError(f"mnistlab draw needs {e.name}, one of mnistlab's dependencies: {REINSTALL}") from None
     from .models import find_default_weights
 
     weights = Path(args.weights) if args.weights else find_default_weights(RUNS_DIR)
@@ -52,7 +52,7 @@ def add_commands(commands, parser_class=None):
     draw = commands.add_parser(
         "draw", help="draw a digit in the browser and see the model read it",
         description="Serve a local page where you draw a digit (mouse, touch or pen) or upload a photo of one, "
-                    "and the model predicts it live. Needs the web extra: pip install 'mnistlab[web]'.")
+                    "and the model predicts it live.")
     draw.add_argument("--weights", metavar="FILE",
                       help="model to serve (default: runs/default/model.safetensors, else the newest run under runs/)")
     draw.add_argument("--port", type=int, default=8000, metavar="P", help="port (default: 8000; 0 picks a free one)")

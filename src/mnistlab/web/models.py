@@ -7,7 +7,7 @@ Uses ``weights.load_model`` only: never the training or run code.
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -66,13 +66,26 @@ class Model:
                 "activation": self.network.activation_name,
                 "parameters": int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))),
                 "test_accuracy": metrics.get("test_accuracy"), "epochs": metrics.get("epochs"),
-                "data": metrics.get("data"), "seed": self.meta.get("seed")}
+                "data": data_description(metrics.get("data")), "seed": self.meta.get("seed")}
 
     def predict(self, image28):
         """(digit, probabilities (10,)) for a (28, 28) uint8 image."""
         x = image28.reshape(1, SIZE * SIZE).astype(np.float32) / 255.0  # the training normalisation
         probabilities = softmax(self.network.logits(x).astype(np.float64))[0]
         return int(probabilities.argmax()), probabilities
+
+
+def data_description(source):
+    """A model's training data as clients see it: no server paths (``bundled MNIST (/srv/...)`` ->
+    ``bundled MNIST``, ``/srv/a/train.csv + test /srv/a/test.csv`` -> ``train.csv + test test.csv``)."""
+    if not source:
+        return source
+    parts = []
+    for part in source.split(" + "):
+        label = "test " if part.startswith("test ") else ""
+        part = part.removeprefix("test ")
+        parts.append(label + ("bundled MNIST" if part.startswith("bundled MNIST") else PurePosixPath(part).name))
+    return " + ".join(parts)
 
 
 class Catalogue:
@@ -90,7 +103,8 @@ class Catalogue:
         try:
             return path.relative_to(self.runs_dir).as_posix()
         except ValueError:
-            return str(path)  # a --weights file outside the runs folder
+            # a --weights file outside the runs folder: its folder's name and its own, no server path
+            return f"{path.parent.name}/{path.name}"
 
     def resolve(self, name):
         """The file a model name stands for; UnknownModel unless it is a model file in the runs folder."""
