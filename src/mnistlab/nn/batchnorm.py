@@ -3,9 +3,9 @@ an fc: training normalises by the batch's mean and variance (over the batch and 
 inference by running averages of them; then ``gamma`` scales and ``beta`` shifts, and the hidden
 activation follows when the layer below left it to us (``conv-bn``: conv, normalise, activate).
 
-The data is always a (rows, channels) matrix with the channel last (NHWC, see conv2d.py), so every
-per-channel sum is one gemm with a row of ones (BLAS, both cores) instead of a NumPy reduction. The
-running ``mean`` and ``var`` are ``state``: not trained, saved with the model and in checkpoints.
+The channel is the last axis (NHWC, see conv2d.py), so every per-channel sum, and sum of products,
+is one ``einsum`` read over (rows, channels). The running ``mean`` and ``var`` are ``state``: not
+trained, saved with the model and in checkpoints.
 The momentum and the unbiased running variance follow PyTorch: running = (1 - m) * running + m * batch.
 No weight decay on gamma or beta.
 """
@@ -15,21 +15,24 @@ import math
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .blas import Gemm
 from .conv2d import activation_backward, nhwc
 from .layer import simple_parameters
 
 MOMENTUM, EPS = 0.1, 1e-5
 
 
-def rows_view(a, shape):
-    """``a`` as a 2-D (rows, channels) view, or None where that needs a copy."""
-    view = a.view()
-    try:
-        view.shape = shape
-    except AttributeError:
-        return None
-    return view
+def channel_sum(a):
+    """Per-channel sums of a (..., C) array, any strides: one read (einsum's loop is faster than a
+    gemm with a row of ones here: 0.27 ms against 0.46 for 43,264 x 32 on one core)."""
+    axes = "abcdefgh"[:a.ndim]
+    return np.einsum(f"{axes}->{axes[-1]}", a)
+
+
+def channel_dot(a, b):
+    """Per-channel sums of a * b, one read of each and no product array (0.35 ms against 0.69 for
+    the product and a gemm with ones)."""
+    axes = "abcdefgh"[:a.ndim]
+    return np.einsum(f"{axes},{axes}->{axes[-1]}", a, b)
 
 
 class BatchNorm:
@@ -67,42 +70,27 @@ class NormStep:
         self.layer, self.batch = layer, batch
         rows = batch * layer.rows_per_image
         self.x = nhwc(np.empty((rows, channels), dt), batch, layer.spec.in_shape)
-        self.x2 = self.x.reshape(rows, channels)
-        self.xc = np.empty((rows, channels), dt)  # x minus the batch mean, kept for backward
-        self.tmp = np.empty((rows, channels), dt)
+        self.xc = np.empty(self.x.shape, dt)  # x minus the batch mean, kept for backward
+        self.tmp = np.empty(self.x.shape, dt)
         self.dx = np.empty_like(self.x) if input_grad else None
-        self.ones = np.ones((1, rows), dt)
-        self.sums = np.empty((1, channels), dt)
         self.grads = {name: np.zeros_like(p) for name, p in layer.params.items()}
-        # Per-channel sums; the Gemm objects are kept, their ``product`` points into them.
-        self.sum_x = Gemm(self.sums, self.ones, self.x2)
-        self.sum_tmp = Gemm(self.sums, self.ones, self.tmp)
 
     def bind(self, above):
         layer, batch = self.layer, self.batch
         self.out = nhwc(above.x, batch, layer.spec.out_shape)
         self.dy = nhwc(above.dx, batch, layer.spec.out_shape)
-        self.dy2 = rows_view(self.dy, self.xc.shape)
-        self.dy_copy = None
-        if self.dy2 is None:  # (an fc above flattening our images: its rows have a ones column)
-            self.dy_copy = np.empty_like(self.xc)
-            self.dy2 = self.dy_copy
-        self.sum_dy = Gemm(self.sums, self.ones, self.dy2)
         self.parameters = simple_parameters(layer, layer.name, self.grads)
         self.mask = np.empty(self.out.shape, bool) if layer.activation else None
 
     def forward(self, rng):
-        layer, xc, rows = self.layer, self.xc, len(self.xc)
-        self.sum_x.product()
-        mean = self.sums[0] / rows
-        np.subtract(self.x2, mean, out=xc)
-        np.multiply(xc, xc, out=self.tmp)
-        self.sum_tmp.product()
-        var = self.sums[0] / rows
+        layer, xc, rows = self.layer, self.xc, self.xc.size // self.xc.shape[-1]
+        mean = channel_sum(self.x) / rows
+        np.subtract(self.x, mean, out=xc)
+        var = channel_dot(xc, xc) / rows
         self.inv_std = 1 / np.sqrt(var + EPS)
         self.a = layer.params["gamma"] * self.inv_std
         out = self.out
-        np.multiply(xc.reshape(out.shape), self.a, out=out)
+        np.multiply(xc, self.a, out=out)
         out += layer.params["beta"]
         if layer.activation:
             layer.activation.forward(out)
@@ -112,26 +100,19 @@ class NormStep:
             running += MOMENTUM * batch_value
 
     def backward(self):
-        layer, xc, tmp, rows = self.layer, self.xc, self.tmp, len(self.xc)
+        layer, xc, tmp, rows = self.layer, self.xc, self.tmp, self.xc.size // self.xc.shape[-1]
         dy = self.dy
         if layer.activation:
             activation_backward(layer.activation, self.out, dy, self.mask)
-        dy2 = self.dy2
-        if self.dy_copy is not None:
-            np.copyto(self.dy_copy.reshape(dy.shape), dy)
-        self.sum_dy.product()
-        dbeta = self.sums[0].copy()
-        np.multiply(dy2, xc, out=tmp)
-        self.sum_tmp.product()
-        dy_xc = self.sums[0].copy()  # per channel: sum of dy * (x - mean)
+        dbeta = channel_sum(dy)
+        dy_xc = channel_dot(dy, xc)  # per channel: sum of dy * (x - mean)
         # dy is dLoss/dy times the batch size: the parameters' gradients are divided by it here.
         self.grads["beta"][...] = dbeta / self.batch
         self.grads["gamma"][...] = dy_xc * self.inv_std / self.batch
         if self.dx is None:
             return
         # dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * inv_std
-        dx2 = self.dx.reshape(rows, -1)
-        np.multiply(dy2, self.a, out=dx2)
+        np.multiply(dy, self.a, out=self.dx)
         np.multiply(xc, self.a * self.inv_std ** 2 * dy_xc / rows, out=tmp)
-        dx2 -= tmp
-        dx2 -= self.a * dbeta / rows
+        self.dx -= tmp
+        self.dx -= self.a * dbeta / rows
