@@ -140,7 +140,7 @@ def test_weight_is_a_view_in_pytorch_order_and_only_it_decays():
     step = layer.plan(1, True)
     step.bind(type("Above", (), {"x": np.zeros((1, 3, 3, 4)), "dx": np.zeros((1, 3, 3, 4))})())
     (param,) = step.parameters
-    assert param.decay == slice(0, -1) and param.parts == {"weight": slice(0, -1), "bias": -1}
+    assert param.decay == slice(0, -1) and param.parts == {"conv.weight": slice(0, -1), "conv.bias": -1}
 
 
 @pytest.mark.parametrize("options,message", [

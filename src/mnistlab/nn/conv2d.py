@@ -28,6 +28,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..arch import INFERENCE_IM2COL_ROWS
 from .activations import ACTIVATIONS
 from .blas import Gemm, gemm
 from .initializers import INITIALIZERS
@@ -35,8 +36,8 @@ from .layer import Parameter
 from .optimizers import LayerGradient
 
 # im2col rows per block of inference (about 16 MB of float32 for a 3x3x64 kernel): bounds memory
-# whatever the number of images.
-INFERENCE_ROWS = 16_384
+# whatever the number of images (arch.py counts it in the resource estimate).
+INFERENCE_ROWS = INFERENCE_IM2COL_ROWS
 _ZERO = np.zeros((), np.float32)
 
 
@@ -95,9 +96,10 @@ class Conv2d:
         if self.out_hwc[:2] != tuple(spec.out_shape[1:]):
             raise ValueError(f"conv: output {self.out_hwc[:2]} does not match the spec's {spec.out_shape}")
         self.fan_in = k * k * c
-        # [W; b], W rows (ky, kx, channel); column-major: the weight gradient's product then runs
-        # 10-20% faster (36864 x 289 x 32 on one core: 57 GFLOP/s against 48), the others as fast.
-        self.packed = np.zeros((self.fan_in + 1, filters), dtype, order="F")
+        # [W; b], W rows (ky, kx, channel). Row-major, as the optimizers' one-pass updates need (in
+        # column-major the weight gradient's product was 10-20% faster: 36864 x 289 x 32 on one
+        # core at 57 GFLOP/s against 48, but the weight rows without the bias are no block of memory).
+        self.packed = np.zeros((self.fan_in + 1, filters), dtype)
         weight = self.packed[:-1].reshape(k, k, c, filters).transpose(3, 2, 0, 1)  # (F, C, K, K) view
         self.params = {"weight": weight, "bias": self.packed[-1]}
         self.state = {}
@@ -207,7 +209,8 @@ class ConvStep:
         self.forward_gemm = Gemm(self.z, self.cols, layer.packed)
         self.gradient = LayerGradient(self.cols, delta, 1.0 / batch)
         self.parameters = [Parameter(layer.name, layer.packed, self.gradient,
-                                     {"weight": slice(0, -1), "bias": -1}, decay=slice(0, -1))]
+                                     {f"{layer.name}.weight": slice(0, -1), f"{layer.name}.bias": -1},
+                                     decay=slice(0, -1))]
         self.input_products = []
         if self.shifted:
             self.delta4 = delta.reshape(batch, out_h, out_w, f)
