@@ -185,3 +185,45 @@ def browser():
             yield launched
         finally:
             launched.close()
+
+
+def serve_in_thread(app):
+    """Serve ``app`` with uvicorn in a thread on a free 127.0.0.1 port; yields its address, then stops it."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from mnistlab.web.server import bind, url_of
+
+    sock = bind("127.0.0.1", 0)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield url_of(sock)
+    uv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+# Strokes in canvas pixels (the page's canvas is 280x280): large, and away from the centre.
+ONE = [[(205, 25), (200, 140), (195, 265)]]
+ZERO = [[(85 + 60 * np.sin(t), 150 - 105 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]]
+SEVEN = [[(110, 40), (180, 38), (255, 40), (230, 110), (200, 180), (175, 265)]]
+
+
+def draw_with_mouse(page, strokes):
+    """Draw ``strokes`` (lists of canvas points) on the page's canvas with the mouse."""
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=4)
+        page.mouse.up()

@@ -62,10 +62,14 @@ def load_images_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     """Images (n, 784) and labels (n,) from one path.
 
     A CSV file; an IDX images file (``*images-idx3*``, its ``*labels-idx1*`` file is looked up next to it), either
-    gzipped or not; or a folder, whose test split (t10k-*, else mnist_test.csv) is used.
+    gzipped or not; or a folder, whose test split (t10k-*, else mnist_test.csv) is used, or its one
+    unprefixed ``images-idx3-ubyte`` set (a folder of collected drawings, data/collection.py).
     """
     path = Path(path)
     if path.is_dir():
+        single = find_idx(path, "images-idx3-ubyte")
+        if single and not find_idx(path, "t10k-images-idx3-ubyte"):  # one set, as a drawings folder holds
+            return load_idx_pair(single)
         return _load_folder_split(path, "test")
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")

@@ -7,6 +7,18 @@ import os
 from pathlib import Path
 
 RUNS_DIR = "runs"
+DRAWINGS_DIR = "drawings"
+
+
+def is_loopback(host):
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_draw(args):
@@ -16,17 +28,33 @@ def cmd_draw(args):
         from .server import bind_workers, serve
     except ModuleNotFoundError as e:
         raise InputError(f"mnistlab draw needs {e.name}, one of mnistlab's dependencies: {REINSTALL}") from None
-    from .models import find_default_weights
+    from .models import MODEL_FILE, find_default_weights
+
+    from .drawings import CollectSettings
 
     weights = Path(args.weights) if args.weights else find_default_weights(RUNS_DIR)
-    app = create_app(weights, RUNS_DIR)  # loads the model: a bad file is an error before listening
+    if weights.is_dir():  # a run folder, as mnistlab.load takes one
+        weights = weights / MODEL_FILE
+    if args.collect_max_mb <= 0:
+        raise InputError(f"--collect-max-mb {args.collect_max_mb}: must be a positive number")
+    local = is_loopback(args.host)
+    collect = CollectSettings(args.collect or DRAWINGS_DIR, enabled=args.collect is not None,
+                              allowed=args.collect is not None or local,
+                              max_bytes=int(args.collect_max_mb * 1024 * 1024))
+    if collect.enabled:
+        collect.collection()  # a folder that cannot be made is an error before listening
+    app = create_app(weights, RUNS_DIR, collect)  # loads the model: a bad file is an error before listening
     socks = bind_workers(args.host, args.port, args.workers)
 
     def ready(url):
         workers = f", {args.workers} worker processes" if args.workers > 1 else ""
-        print(f"serving {url} with {weights} (models under {RUNS_DIR}/ selectable{workers}); Ctrl-C stops",
+        kept = f"; labelled drawings kept in {collect.folder}" if collect.enabled else ""
+        print(f"serving {url} with {weights} (models under {RUNS_DIR}/ selectable{workers}{kept}); Ctrl-C stops",
               flush=True)
 
+    if not local:
+        print(f"warning: --host {args.host} is not this machine only: anyone who can reach it can draw"
+              + (f" and write drawings to {collect.folder}" if collect.enabled else ""), flush=True)
     serve(app, socks, open_browser=not args.no_browser, on_ready=ready)
     return 0
 
@@ -54,7 +82,8 @@ def add_commands(commands, parser_class=None):
         description="Serve a local page where you draw a digit (mouse, touch or pen) or upload a photo of one, "
                     "and the model predicts it live.")
     draw.add_argument("--weights", metavar="FILE",
-                      help="model to serve (default: runs/default/model.safetensors, else the newest run under runs/)")
+                      help="model file or run folder to serve (default: runs/default/model.safetensors, "
+                           "else the newest run under runs/)")
     draw.add_argument("--port", type=int, default=8000, metavar="P", help="port (default: 8000; 0 picks a free one)")
     draw.add_argument("--host", default="127.0.0.1", metavar="H",
                       help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -62,5 +91,11 @@ def add_commands(commands, parser_class=None):
                       help=f"server processes sharing the port (default: one per core, at most 4: "
                            f"{DEFAULT_WORKERS} here; 1 is plenty for one person drawing)")
     draw.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    draw.add_argument("--collect", nargs="?", const=DRAWINGS_DIR, metavar="DIR",
+                      help=f"keep the drawings you label (right / wrong, it is ...) in DIR as an MNIST-format "
+                           f"data set (default DIR: {DRAWINGS_DIR}/). Without it the page offers a toggle, "
+                           "off until you turn it on (on this machine's addresses only)")
+    draw.add_argument("--collect-max-mb", type=float, default=100.0, metavar="MB",
+                      help="size cap of the drawings folder; past it a drawing is refused (default: %(default)s)")
     draw.set_defaults(func=cmd_draw)
     return draw
