@@ -8,6 +8,16 @@ the ratio mnistlab/torch (below 1: mnistlab faster) and, for batch >= 64, the ac
 their share of this machine's matmul peak (best of 3 float32 4096x4096 numpy matmuls, same run).
 Last, the seconds to infer (logits + argmax) the 10,000 test images with the 800-800 network.
 
+Convolutional cases are named networks (architecture specs, see mnistlab.arch) at a batch size:
+``cnn-examples/64`` is PyTorch's examples/mnist network (32C3-64C3-MP2-dropout0.25-FC128-dropout0.5)
+and ``cnn-bn/64`` the small batch-norm CNN 32C3-32C3-32C5S2-64C3-64C3-64C5S2-128C4 (batch norm and
+then ReLU after each conv, dropout 0.4 after each block, as the original). Torch builds the same layers
+(nn.Conv2d, BatchNorm2d, MaxPool2d, Dropout, Linear) from a copy of mnistlab's weights (mnistlab
+flattens NHWC, so the first fc's rows are permuted). For these the table adds the GFLOP/s of the conv
+layers alone: --conv-steps training steps more, each conv step's forward, backward and SGD update
+timed (the products' multiply-adds: forward, weight gradient, and input gradient but for the first
+layer), against the matmul peak, and the seconds to evaluate the 10,000 test images.
+
 The ratio is the median, over the repeats, of each mnistlab epoch's time divided by that of the torch
 epoch run right after it: a pair shares the machine's state. (Shared VMs have phases in which
 everything runs 1.5 to 2.5 times slower for seconds; a ratio of the two medians can then pair a slow
@@ -22,7 +32,7 @@ the peak matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its t
 below: zero_grad, forward, cross_entropy, backward, step.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
-          [--cases 100-100/8,800-800/64] [--json results.json]      (`make bench` runs it plainly)
+          [--cases 100-100/8,800-800/64,cnn-examples/64] [--json results.json]  (`make bench` runs it plainly)
 """
 
 import argparse
@@ -39,8 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from timing import (PAUSE_S, cpu_snapshot, machine_info, matmul_peak_gflops, other_cores,  # noqa: E402
                     paired_ratio, timed)
+from mnistlab.arch import resolve  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
+from mnistlab.nn.losses import fused_gradient  # noqa: E402
 
 from mnistlab.nn.blas import LIBRARY, thread_limits, threads_for  # noqa: E402
 try:
@@ -49,10 +61,18 @@ try:
 except ImportError:  # still time mnistlab; every ratio becomes "n/a"
     torch = None
 
-CASES = ["100-100/8", "100-100/16", "100-100/64", "800-800/8", "800-800/64", "1600-400-200/64"]
-# case -> (largest ratio mnistlab/torch, smallest share of the matmul peak, or None)
+CASES = ["100-100/8", "100-100/16", "100-100/64", "800-800/8", "800-800/64", "1600-400-200/64",
+         "cnn-examples/64", "cnn-bn/64"]
+NETWORKS = {  # convolutional cases: name -> architecture spec
+    "cnn-examples": "conv32k3valid-conv64k3valid-pool2-drop0.25-fc128-drop0.5",
+    "cnn-bn": "conv32k3valid-bn-conv32k3valid-bn-conv32k5s2-bn-drop0.4-conv64k3valid-bn-conv64k3valid-bn-"
+              "conv64k5s2-bn-drop0.4-conv128k4valid-bn-drop0.4",
+}
+# case -> (largest ratio mnistlab/torch, smallest share of the matmul peak, or None); for the
+# convolutional cases the share is the conv layers' own.
 TARGETS = {"100-100/8": (0.15, None), "100-100/64": (0.5, None), "800-800/8": (0.6, None),
-           "800-800/64": (0.8, 0.40), "1600-400-200/64": (0.8, 0.40)}
+           "800-800/64": (0.8, 0.40), "1600-400-200/64": (0.8, 0.40),
+           "cnn-examples/64": (1.0, 0.50), "cnn-bn/64": (1.0, 0.50)}
 EVAL_TARGET_S = 0.050
 LR, TRAIN_N, QUICK_N, SEED = 0.01, 54_000, 6_000, 0
 
@@ -63,6 +83,84 @@ def train_flops_per_sample(sizes):
     # every layer but the first (no library computes the gradient with respect to the images).
     products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
     return 2 * (2 * sum(products) + sum(products[1:]))
+
+
+def cnn_train_flops_per_sample(arch):
+    """Flops of a training step's products per image: forward, weight gradient and input gradient of
+    every conv and fc layer (no input gradient for the first: no library computes it)."""
+    weighted = [layer for layer in arch.layers if layer.kind in ("conv", "fc")]
+    return sum(2 * layer.macs * (2 if i == 0 else 3) for i, layer in enumerate(weighted))
+
+
+def torch_cnn(net):
+    """A torch nn.Sequential with the layers and a copy of the weights of mnistlab's CNN."""
+    tensors, layers = net.tensors(), []
+    for layer, spec in zip(net.layers, net.arch.layers):
+        kind, o, params = spec.kind, spec.options, {k.split(".")[-1]: v for k, v in tensors.items()
+                                                    if k.startswith(layer.name + ".")}
+        if kind == "conv":
+            module = torch.nn.Conv2d(spec.in_shape[0], o["filters"], o["kernel"], o["stride"],
+                                     (o["kernel"] - 1) // 2 if o["padding"] == "same" else 0)
+            copy = {"weight": params["weight"], "bias": params["bias"]}
+        elif kind == "bn":
+            module = (torch.nn.BatchNorm2d if len(spec.in_shape) == 3 else torch.nn.BatchNorm1d)(spec.in_shape[0])
+            copy = {"weight": params["gamma"], "bias": params["beta"], "running_mean": params["mean"],
+                    "running_var": params["var"]}
+        elif kind == "pool":
+            module, copy = torch.nn.MaxPool2d(o["size"]), {}
+        elif kind == "drop":
+            module, copy = torch.nn.Dropout(o["rate"]), {}
+        elif kind == "gap":
+            module, copy = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()), {}
+        elif kind == "fc":
+            W = params["weight"]
+            if len(spec.in_shape) == 3:  # mnistlab flattens (h, w, C), torch (C, h, w)
+                c, h, w = spec.in_shape
+                W = W.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
+                layers.append(torch.nn.Flatten())
+            module = torch.nn.Linear(*W.shape)
+            copy = {"weight": W.T, "bias": params["bias"]}
+        else:
+            raise ValueError(f"no torch layer for {kind}")
+        with torch.no_grad():
+            for name, value in copy.items():
+                getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        layers.append(module)
+        if o.get("activation"):
+            layers.append(torch.nn.ReLU())
+        if kind == "fc" and o.get("dropout"):
+            layers.append(torch.nn.Dropout(o["dropout"]))
+    return torch.nn.Sequential(*layers)
+
+
+def conv_gflops(net, x, y, batch, threads, steps, rng):
+    """GFLOP/s of the conv layers alone: ``steps`` training steps driven as Network.train_epoch
+    drives them, with each conv step's forward, backward and SGD update timed."""
+    plan, opt = net._plan(batch), Sgd(momentum=0.0, nesterov=False)
+    n, classes = steps * batch, net.classes
+    onehot = np.zeros((n, classes), net.dtype)
+    onehot[np.arange(n), y[:n]] = 1
+    shifted, sums = np.empty((n, classes), net.dtype), np.empty((n, 1), net.dtype)
+    is_conv = [layer.kind == "conv" for layer in net.layers]
+    spent, clock = 0.0, time.perf_counter
+    with thread_limits(threads):
+        for k in range(steps):
+            rows = slice(k * batch, (k + 1) * batch)
+            plan.input[...] = x[rows].reshape(plan.input.shape)
+            for step, conv in zip(plan.steps, is_conv):
+                t0 = clock()
+                step.forward(rng)
+                spent += clock() - t0 if conv else 0.0
+            fused_gradient(plan.head.x, onehot[rows], shifted[rows], sums[rows])
+            for step, conv in zip(reversed(plan.steps), reversed(is_conv)):
+                t0 = clock()
+                step.backward()
+                for parameter in step.parameters:
+                    opt.update(parameter, LR)
+                spent += clock() - t0 if conv else 0.0
+    convs = [layer for layer in net.arch.layers if layer.kind == "conv"]
+    flops = sum(2 * layer.macs * (2 if i == 0 else 3) for i, layer in enumerate(convs)) * n
+    return flops / spent / 1e9
 
 
 def torch_copy(net):
@@ -97,15 +195,25 @@ def torch_epoch(model, opt, x, y, batch):
 
 def run_case(case, x, y, x_test, y_test, args):
     hidden, batch = case.split("/")
-    sizes, batch = [784, *map(int, hidden.split("-")), 10], int(batch)
-    net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
+    batch = int(batch)
+    if hidden in NETWORKS:
+        arch = resolve(NETWORKS[hidden])
+        net = Network.build(arch, "he", np.random.default_rng(SEED))
+        sizes, flops_per_sample = None, cnn_train_flops_per_sample(arch)
+    else:
+        sizes = [784, *map(int, hidden.split("-")), 10]
+        net = Network.initialized(sizes, "he", np.random.default_rng(SEED))
+        flops_per_sample = train_flops_per_sample(sizes)
     opt, rng = Sgd(momentum=0.0, nesterov=False), np.random.default_rng(SEED)  # plain SGD
     threads = threads_for(net.largest_product(batch), args.threads)  # mnistlab's own choice
-    model = torch_copy(net) if torch else None
+    model = (torch_cnn(net) if sizes is None else torch_copy(net)) if torch else None
     topt = torch.optim.SGD(model.parameters(), lr=LR) if torch else None
+
+    def as_torch(a):  # images as torch wants them: (n, 1, 28, 28) for a CNN
+        return torch.from_numpy(a.reshape(-1, 1, 28, 28) if sizes is None else a)
     mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each
     if torch:
-        torch_epoch(model, topt, torch.from_numpy(x[:batch]), torch.from_numpy(y[:batch]), batch)
+        torch_epoch(model, topt, as_torch(x[:batch]), torch.from_numpy(y[:batch]), batch)
     times_m, times_t, snap = [], [], cpu_snapshot()
     for r in range(args.repeats):
         order = np.random.default_rng(SEED + 1 + r).permutation(len(x))  # the same shuffle for both
@@ -114,22 +222,30 @@ def run_case(case, x, y, x_test, y_test, args):
         times_m.append(mnistlab_epoch(net, opt, xe, ye, batch, threads, rng))
         if torch:
             time.sleep(PAUSE_S)
-            times_t.append(torch_epoch(model, topt, torch.from_numpy(xe), torch.from_numpy(ye), batch))
+            times_t.append(torch_epoch(model, topt, as_torch(xe), torch.from_numpy(ye), batch))
     other = other_cores(snap, cpu_snapshot())
     m, t = statistics.median(times_m), statistics.median(times_t) if torch else None
-    flops = train_flops_per_sample(sizes) * len(x)
+    flops = flops_per_sample * len(x)
     with thread_limits(threads):
+        t0 = time.perf_counter()
         acc_m = net.evaluate(x_test, y_test)[1]
-    acc_t = None
+        eval_m = time.perf_counter() - t0
+    acc_t = eval_t = None
     if torch:
+        model.eval()
         with torch.inference_mode():
-            acc_t = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+            t0 = time.perf_counter()
+            acc_t = float((model(as_torch(x_test)).argmax(1).numpy() == y_test).mean())
+            eval_t = time.perf_counter() - t0
+        model.train()
+    conv = conv_gflops(net, x, y, batch, threads, args.conv_steps, rng) if sizes is None else None
     return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_threads": threads,
             "mnistlab_s": m, "torch_s": t, "ratio": paired_ratio(times_m, times_t) if torch else None,
             "ratio_of_medians": m / t if torch else None, "mnistlab_all_s": times_m,
             "torch_all_s": times_t, "mnistlab_gflops": flops / m / 1e9,
             "torch_gflops": flops / t / 1e9 if torch else None, "test_acc_mnistlab": acc_m,
-            "test_acc_torch": acc_t, "other_cores": other}
+            "test_acc_torch": acc_t, "other_cores": other, "conv_gflops": conv, "eval_mnistlab_s": eval_m,
+            "eval_torch_s": eval_t}
 
 
 def run_eval(x_test, args, tries=7):
@@ -173,8 +289,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="thread cap for both (default: cores)")
     p.add_argument("--repeats", type=int, default=5, help="timed epochs per library and case (default 5)")
-    p.add_argument("--cases", default=",".join(CASES), help="comma-separated hidden/batch, e.g. 100-100/8")
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated hidden/batch, e.g. 100-100/8 "
+                   f"or a named network: {', '.join(NETWORKS)}, e.g. cnn-bn/64")
     p.add_argument("--quick", action="store_true", help=f"train on {QUICK_N} images instead of {TRAIN_N}")
+    p.add_argument("--conv-steps", type=int, default=40, help="steps timed layer by layer for the conv "
+                   "layers' GFLOP/s (default 40)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -210,8 +329,15 @@ def main(argv=None):
         if ratio_max is not None:
             ok = None if r["ratio"] is None else r["ratio"] <= ratio_max
             goals.append(f"ratio <= {ratio_max}: {verdict(ok)}")
-        if peak_min is not None:
+        if peak_min is not None and r["conv_gflops"] is not None:
+            share = r["conv_peak_share"] = r["conv_gflops"] / peak
+            goals.append(f"conv layers {r['conv_gflops']:.0f} GFLOP/s ({100 * share:.0f}%) >= "
+                         f"{100 * peak_min:.0f}% peak: {verdict(share >= peak_min)}")
+        elif peak_min is not None:
             goals.append(f">= {100 * peak_min:.0f}% peak: {verdict(r['mnistlab_peak_share'] >= peak_min)}")
+        if r["conv_gflops"] is not None:
+            goals.append(f"eval 10,000: {r['eval_mnistlab_s']:.2f} s" +
+                         (f" (torch {r['eval_torch_s']:.2f} s)" if torch else ""))
         acc = f"{r['test_acc_mnistlab']:.3f}/" + (f"{r['test_acc_torch']:.3f}" if torch else "-")
         row(case, r, 3, gm, gt, acc, "; ".join(goals))
     ev = run_eval(x_test, args)
