@@ -36,6 +36,10 @@ from .errors import InputError
 
 CLASSES = 10
 FLOAT = 4  # bytes of a float32
+CONV_MAX_CORNERS_PER_OUTPUT = 2.0  # nn/conv2d.py's ConvStep.MAX_CORNERS_PER_OUTPUT
+INFERENCE_FLOATS = 16 * 2 ** 20  # one layer's input and output at once in inference: 64 MB of float32
+INFERENCE_ROWS = 10_000  # images evaluated at once at most
+INFERENCE_IM2COL_ROWS = 16_384  # a conv's im2col block in inference (nn/conv2d.py)
 
 
 class ArchError(InputError):
@@ -114,8 +118,46 @@ def _conv_macs(shape, out, o):
     return _size(out) * shape[0] * o["kernel"] ** 2
 
 
+def _same_padding(size, k, s):
+    """(before, after) zero rows of 'same' padding, as nn/conv2d.py pads (PyTorch's k // 2 before)."""
+    before = (k - 1) // 2
+    return before, max((-(-size // s) - 1) * s + k - size - before, 0)
+
+
+def _bools(n):
+    return -(-n // FLOAT)  # a bool or uint8 buffer of n values, in floats
+
+
 def _conv_memory(shape, out, o):
-    return _inputs(shape, o) + 2 * _size(out) * shape[0] * o["kernel"] ** 2  # im2col, and its gradient
+    # nn/conv2d.py's ConvStep: the zero-bordered input (x lives inside it), the im2col buffer, the
+    # activation's mask; with the input gradient: the padded input gradient (and a copy of its
+    # inside when padded), and either the output gradient on the grid of window corners (and, at
+    # stride 2, the input gradient's four phases) or col2im's column buffer.
+    (c, h, w), (f, oh, ow), k, s = shape, out, o["kernel"], o["stride"]
+    pads = [p for size in (h, w) for p in (_same_padding(size, k, s) if o["padding"] == "same" else (0, 0))]
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    floats = hp * wp * c + oh * ow * (k * k * c + 1) + (_bools(oh * ow * f) if o.get("activation") else 0)
+    if o["input_grad"]:
+        floats += hp * wp * c + (h * w * c if any(pads) else 0)
+        corners = -(-hp // s) * -(-wp // s)
+        if corners <= CONV_MAX_CORNERS_PER_OUTPUT * oh * ow:
+            floats += corners * f + (s * s * corners * c if s > 1 else 0)
+        else:
+            floats += oh * ow * k * k * c  # at most: col2im works a block of images at a time
+    return floats
+
+
+def _pool_memory(shape, out, o):
+    # nn/maxpool.py's PoolStep: x, dx, each window column's maximum and its gradient, which row and
+    # which column won (uint8), and a bool mask.
+    (c, h, w), k = shape, o["size"]
+    column_maxima = (h // k) * (w // k) * k * c
+    return _inputs(shape, o) + 2 * column_maxima + _bools(column_maxima) * 2 + _bools(_size(out))
+
+
+def _bn_memory(shape, out, o):
+    # nn/batchnorm.py's NormStep: x, x - mean, a scratch, dx; the activation's mask.
+    return _inputs(shape, o) + 2 * _size(shape) + (_bools(_size(out)) if o.get("activation") else 0)
 
 
 def _pool_shape(shape, o):
@@ -188,12 +230,14 @@ TOKENS = {t.name: t for t in (
                    Field("padding", kind=("same", "valid"), default="same")),
           "mnistlab.nn.conv2d:Conv2d", _conv_shape, _conv_params, macs=_conv_macs, memory=_conv_memory,
           weighted=True, image=True),
-    Token("pool", (Field("size"),), "mnistlab.nn.maxpool:MaxPool2d", _pool_shape, image=True),
+    Token("pool", (Field("size"),), "mnistlab.nn.maxpool:MaxPool2d", _pool_shape, image=True,
+          memory=_pool_memory),
     Token("bn", (), "mnistlab.nn.batchnorm:BatchNorm", parameters=_bn_params,
           state=lambda shape, o: {"mean": (shape[0],), "var": (shape[0],)}, macs=_per_value,
-          memory=lambda shape, out, o: _inputs(shape, o) + 2 * _size(out)),
+          memory=_bn_memory),
     Token("drop", (Field("rate", kind=float, minimum=0, below=1),), "mnistlab.nn.dropout:Dropout"),
-    Token("gap", (), "mnistlab.nn.global_pool:GlobalAvgPool", _gap_shape, image=True),
+    Token("gap", (), "mnistlab.nn.global_pool:GlobalAvgPool", _gap_shape, image=True,
+          memory=lambda shape, out, o: _inputs(shape, o)),
     Token("flatten", (), "mnistlab.nn.flatten:Flatten", _flatten_shape, memory=lambda shape, out, o: _inputs(shape, o)),
 )}
 
@@ -355,6 +399,14 @@ class Arch:
         if any(layer.kind != "fc" for layer in self.layers):
             return None
         return [self.features] + [layer.out_shape[0] for layer in self.layers]
+
+    @property
+    def inference_rows(self):
+        """Images to evaluate at once: as many as keep every layer's input and output together
+        under INFERENCE_FLOATS (at most INFERENCE_ROWS: 10,000 for the dense networks, a few
+        hundred for a CNN, whose maps are tens of thousands of values an image)."""
+        widest = max(_size(layer.in_shape) + _size(layer.out_shape) for layer in self.layers)
+        return max(1, min(INFERENCE_ROWS, INFERENCE_FLOATS // widest))
 
     def training_memory(self, batch):
         """Bytes of one training step's buffers at this batch size (parameters not included)."""

@@ -13,11 +13,11 @@ import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .arch import INFERENCE_IM2COL_ROWS
 from .errors import InputError
 
 FLOAT = 4  # float32: weights, optimizer state, activations, data
 INDEX = 8  # np.intp: labels as the trainer holds them, the shuffle order
-EVAL_CHUNK = 10_000  # rows evaluated at once (Network.evaluate)
 HEADER = 64 * 1024  # a safetensors file's JSON header: config, history, generator state (generous)
 OPTIMIZER_COPIES = {"sgd": 1, "adam": 2}  # parameter-sized arrays: velocity; first and second moments
 RESTORES_BEST = {"patience"}  # stopping rules that keep a copy of the best epoch's weights
@@ -105,8 +105,12 @@ def estimate(config, n_train, n_val, n_test, features=784, classes=10, resuming=
 
     batch = step(min(config.batch_size, n_train)) + step(n_train % config.batch_size)
     epoch = FLOAT * n_train * (2 * classes + 1) + INDEX * (n_train + n_val)
-    widest = max(math.prod(layer.out_shape) for layer in arch.layers)
-    evaluation = 2 * FLOAT * min(max(n_train, n_val, n_test), EVAL_CHUNK) * widest  # two layers' outputs
+    # Network.logits: arch.inference_rows images at a time, a layer's input and output together
+    # (and a conv's im2col block of INFERENCE_IM2COL_ROWS rows).
+    widest = max(math.prod(layer.in_shape) + math.prod(layer.out_shape) for layer in arch.layers)
+    im2col = max([INFERENCE_IM2COL_ROWS * (layer.options["kernel"] ** 2 * layer.in_shape[0] + 1)
+                  for layer in arch.layers if layer.kind == "conv"], default=0)
+    evaluation = FLOAT * (min(max(n_train, n_val, n_test), arch.inference_rows) * widest + im2col)
     return Estimate(
         weights=weights, build=weights, optimizer=state + temporaries, best=best,
         checkpoint=checkpoint if resuming else 0,

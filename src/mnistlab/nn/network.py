@@ -116,8 +116,19 @@ class Network:
     # Inference -------------------------------------------------------------------------------
 
     def logits(self, x):
-        """Logits (n, classes) for inputs x (n, *input_shape), or (n, features) flattened; no dropout."""
-        a = np.ascontiguousarray(x, dtype=self.dtype).reshape(len(x), *self.input_shape)
+        """Logits (n, classes) for inputs x (n, *input_shape), or (n, features) flattened; no dropout.
+        Evaluated ``arch.inference_rows`` images at a time, so memory stays bounded for any n (a
+        CNN's feature maps are tens of thousands of values an image)."""
+        x = np.ascontiguousarray(x, dtype=self.dtype).reshape(len(x), *self.input_shape)
+        rows = self.arch.inference_rows
+        if len(x) <= rows:
+            return self._logits(x)
+        out = np.empty((len(x), self.classes), self.dtype)
+        for i in range(0, len(x), rows):
+            out[i:i + rows] = self._logits(x[i:i + rows])
+        return out
+
+    def _logits(self, a):
         for layer in self.layers:
             a = layer.forward(a)
         return a
@@ -202,15 +213,12 @@ class _StepPlan:
         self.head = LossHead(batch, net.classes, net.dtype)
         for step, above in zip(self.steps, self.steps[1:] + [self.head]):
             step.bind(above)
-        first = self.steps[0].x
-        self.input = first if first.ndim == 2 else first.reshape(batch, -1)  # the images are copied into it
-        if not np.shares_memory(self.input, first):
-            raise RuntimeError(f"{net.layers[0].name}: its step's x must flatten to (batch, features) as a view")
+        self.input = self.steps[0].x  # the images are copied into it (a conv's: inside its padding)
         self.forward = [step.forward for step in self.steps]  # bound once: a step is dozens of calls
         self.backward = [(step.backward, step.parameters) for step in reversed(self.steps)]
 
     def step(self, x, onehot, shifted, sums, optimizer, learning_rate, rng):
-        np.copyto(self.input, x)
+        np.copyto(self.input, x.reshape(self.input.shape))
         for forward in self.forward:
             forward(rng)
         # Softmax cross-entropy (losses.py): the gradient softmax - onehot overwrites the logits,
