@@ -70,6 +70,9 @@ class FileContents(NamedTuple):
 def write_file(path, tensors, layout, meta):
     """Write ``tensors`` and the metadata ``meta`` (stamped with its layout and version) atomically."""
     meta = finite_or_none({"format": f"{layout}/{VERSIONS[layout]}", **meta})
+    # safetensors writes an array's memory as it lies: a strided view (a conv's weight in PyTorch's
+    # order is one of its packed array) would be scrambled; contiguous arrays are passed as they are.
+    tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"mnistlab": json.dumps(meta)}))
 
 
