@@ -130,13 +130,14 @@ def _bools(n):
 
 def _conv_memory(shape, out, o):
     # nn/conv2d.py's ConvStep: the zero-bordered input (x lives inside it), the im2col buffer, the
-    # activation's mask; with the input gradient: the padded input gradient (and a copy of its
+    # activation's mask, an output buffer when the layer above is a padded conv; with the input gradient: the padded input gradient (and a copy of its
     # inside when padded), and either the output gradient on the grid of window corners (and, at
     # stride 2, the input gradient's four phases) or col2im's column buffer.
     (c, h, w), (f, oh, ow), k, s = shape, out, o["kernel"], o["stride"]
     pads = [p for size in (h, w) for p in (_same_padding(size, k, s) if o["padding"] == "same" else (0, 0))]
     hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
     floats = hp * wp * c + oh * ow * (k * k * c + 1) + (_bools(oh * ow * f) if o.get("activation") else 0)
+    floats += oh * ow * f if o.get("above_padded") else 0  # its own output buffer, see ConvStep.bind
     if o["input_grad"]:
         floats += hp * wp * c + (h * w * c if any(pads) else 0)
         corners = -(-hp // s) * -(-wp // s)
@@ -454,6 +455,10 @@ def resolve(text, features=784, classes=CLASSES, activation="relu", dropout=0.0)
     for i, spec in enumerate(specs):
         token, options = TOKENS[spec.kind], spec.values
         options["input_grad"] = i > 0  # the first layer computes no gradient for its input
+        if spec.kind == "conv" and i + 1 < len(specs):  # it writes a padded conv's input through a buffer
+            above = specs[i + 1]
+            options["above_padded"] = above.kind == "conv" and above.values["padding"] == "same" \
+                and above.values["kernel"] > 1
         last = i == len(specs) - 1
         if token.weighted and not last:
             follows_bn = i + 1 < len(specs) - 1 and specs[i + 1].kind == "bn"

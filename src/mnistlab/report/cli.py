@@ -56,12 +56,14 @@ def cmd_plot(args):
     if args.weights:
         if args.folders:
             raise InputError("plot: give either --weights or folders, not both")
-        from .model import confusion_figure, mistakes_figure, predict_set, weights_figure
+        from .model import confusion_figure, feature_maps_figure, mistakes_figure, predict_set, weights_figure
         folder = Path(args.out) if args.out else Path(args.weights).parent
         p = predict_set(args.weights, args.data)
         figures = [("confusion", confusion_figure), ("mistakes", mistakes_figure)]
         if p.draws_weights:
             figures.append(("first-layer", weights_figure))
+        if p.convolutional:
+            figures.append(("feature-maps", feature_maps_figure))
         written = [save_figure(draw(p), folder / f"{name}.{ext}", ext) for name, draw in figures]
         print(f"accuracy {100 * p.accuracy:.2f}% on {len(p.labels)} images")
     elif not args.folders:

@@ -93,7 +93,7 @@ def study_section(study):
 
 
 def model_section(weights, data=None):
-    from .model import confusion_figure, mistakes_figure, predict_set, weights_figure
+    from .model import confusion_figure, feature_maps_figure, mistakes_figure, predict_set, weights_figure
 
     p = predict_set(weights, data)
     parts = [f'<h2 id="model">The model in {html.escape(str(weights))}</h2>',
@@ -103,7 +103,12 @@ def model_section(weights, data=None):
              image(mistakes_figure(p), "most confident mistakes",
                    "The test images the model got wrong with the most confidence: true digit, prediction, "
                    "and the probability it gave its prediction.")]
-    if p.draws_weights:
+    if p.convolutional:
+        parts.append(image(weights_figure(p), "first-layer filters",
+                           "What the first conv layer looks for: each filter's weights as a small image."))
+        parts.append(image(feature_maps_figure(p), "feature maps",
+                           "One test digit through the network's image layers: the first channels of each."))
+    elif p.draws_weights:
         parts.append(image(weights_figure(p), "first-layer weights",
                            "What the first hidden units look for: each unit's 784 input weights as a 28x28 image."))
     return "\n".join(parts)
