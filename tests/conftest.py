@@ -53,6 +53,16 @@ def tiny(tmp_path_factory) -> Tiny:
     return Tiny(dataset, train_csv, test_csv)
 
 
+# A small CNN with every image layer: a padded conv, batch norm, pooling, a stride-2 conv, dropout.
+TINY_CNN = "conv4k3-bn-pool2-conv6k3s2-drop0.2-fc16"
+
+
+def tiny_cnn_args(tiny, out, *extra):
+    """`mnistlab train` arguments for a 2-epoch run of TINY_CNN on the tiny CSVs into ``out``."""
+    return ["train", *tiny.data_flags, "--arch", TINY_CNN, "--epochs", "2", "--augment", "none", "--out", str(out),
+            *extra]
+
+
 def tiny_train_args(tiny, out, *extra):
     """`mnistlab train` arguments for a 2-epoch, 16-unit run on the tiny CSVs into ``out``, without the
     default recipe's augmentation (the cases here were chosen on plain training; ``extra`` may set it)."""
@@ -115,6 +125,16 @@ def trained(tiny, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("trained") / "run"
     assert main(tiny_train_args(tiny, out)) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(tiny, tmp_path_factory):
+    """One finished 2-epoch run of TINY_CNN on the tiny data: its folder (never modify it; copy first)."""
+    from mnistlab.cli import main
+
+    out = tmp_path_factory.mktemp("trained_cnn") / "run"
+    assert main(tiny_cnn_args(tiny, out)) == 0
     return out
 
 

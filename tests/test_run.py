@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import (SRC, assert_one_line_error, read_history, read_json, run_subprocess, tiny_train_args,
-                      without_seconds)
+from conftest import (SRC, assert_one_line_error, read_history, read_json, run_subprocess, tiny_cnn_args,
+                      tiny_train_args, without_seconds)
 from mnistlab.config import load_toml
 from mnistlab.errors import InputError
 from mnistlab.run import RUN_FILES, claim_folder
@@ -154,6 +154,34 @@ def test_an_interrupted_then_resumed_run_ends_identical_to_an_uninterrupted_run(
     a, b = read_json(straight / "metrics.json"), read_json(interrupted / "metrics.json")
     for key in ("stop_reason", "epochs", "test_accuracy", "best_epoch"):
         assert b.get(key) == a.get(key), key
+
+
+def test_a_cnn_run_repeats_bit_for_bit_with_its_seed_and_resumes_exactly(cli, tiny, tmp_path, monkeypatch):
+    """Conv, batch norm (its running statistics are saved state), pooling and dropout, with Nesterov
+    momentum: the same seed gives the same run, and an interrupted run resumes to the same end."""
+    straight, again, interrupted = tmp_path / "straight", tmp_path / "again", tmp_path / "interrupted"
+    args = ["--epochs", "3", "--threads", "1"]
+    assert cli(tiny_cnn_args(tiny, straight, *args)).code == 0
+    assert cli(tiny_cnn_args(tiny, again, *args)).code == 0
+    history = without_seconds(read_history(straight / "history.csv"))
+    assert without_seconds(read_history(again / "history.csv")) == history
+    assert_same_weights(weights_of(again), weights_of(straight))
+    network, _ = load_model(straight / "model.safetensors")
+    assert np.abs(network.tensors()["bn.1.mean"]).sum() > 0  # the running statistics moved and were saved
+
+    interrupt_after_epoch(monkeypatch, 1)
+    assert cli(tiny_cnn_args(tiny, interrupted, *args)).code == 130
+    monkeypatch.undo()
+    result = cli(["train", "--resume", interrupted])
+    assert result.code == 0, result.err
+    assert without_seconds(read_history(interrupted / "history.csv")) == history
+    assert_same_weights(weights_of(interrupted), weights_of(straight))
+
+
+def test_mnistlab_test_of_a_cnn_agrees_with_its_metrics(cli, trained_cnn, tiny):
+    result = cli(["test", "--weights", trained_cnn / "model.safetensors", "--data", tiny.test_csv, "--json"])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["accuracy"] == read_json(trained_cnn / "metrics.json")["test_accuracy"]
 
 
 def test_resuming_a_finished_run_changes_nothing_and_says_so(cli, trained, tmp_path):
