@@ -121,6 +121,19 @@ def test_images_that_do_not_fit_raise_a_value_error_saying_why(run, bad, must_me
     assert must_mention in str(caught.value)
 
 
+def test_a_cnn_trains_from_the_api_and_its_loaded_model_predicts_as_the_run_did(tiny, tmp_path, images):
+    from conftest import TINY_CNN
+
+    cnn = mnistlab.train(arch=TINY_CNN, epochs=1, augment="none", data=str(tiny.train_csv),
+                         test_data=str(tiny.test_csv), out=tmp_path / "cnn", log=None)
+    model = mnistlab.load(tmp_path / "cnn")
+    assert model.arch == cnn.model.arch == TINY_CNN and model.sizes is None
+    labels = model.predict(images)
+    np.testing.assert_array_equal(labels, cnn.model.predict(images))
+    assert (labels == tiny.dataset.test_labels).mean() == cnn.metrics["test_accuracy"]
+    assert model.predict(images[0]) == labels[0]  # one image
+
+
 def test_load_of_a_checkpoint_says_it_is_one_and_which_file_to_use(run):
     with pytest.raises(ValueError, match="is a training checkpoint.*model.safetensors"):
         mnistlab.load(run.out_dir / "checkpoint.safetensors")

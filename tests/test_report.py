@@ -13,7 +13,8 @@ from conftest import SRC, assert_one_line_error
 from report_fixtures import make_diverged, make_study
 
 from mnistlab.report.curves import curves_figure, runs_figure, write_curves
-from mnistlab.report.model import confusion_figure, mistakes, mistakes_figure, predict_set, weights_figure
+from mnistlab.report.model import (confusion_figure, feature_maps_figure, mistakes, mistakes_figure, predict_set,
+                                   weights_figure)
 from mnistlab.report.records import has_no_runs, load_histories, read_run, read_study
 from mnistlab.report.study import accuracy_figure, config_label, curves_band_figure
 
@@ -241,6 +242,22 @@ def test_plot_command_with_weights_writes_three_figures(trained, tiny, tmp_path,
     for name in ("confusion.png", "mistakes.png"):
         assert_drawn_png(tmp_path / name, min_width=400)
     assert_drawn_png(tmp_path / "first-layer.png", min_width=1000, min_height=100)  # one row of 16 units
+
+
+def test_plot_of_a_cnn_draws_its_filters_and_one_digits_feature_maps(trained_cnn, tiny, tmp_path, cli):
+    result = cli(["plot", "--weights", trained_cnn / "model.safetensors", "--data", tiny.test_csv, "--out", tmp_path])
+    assert result.code == 0, result.err
+    for name in ("confusion.png", "mistakes.png", "feature-maps.png"):
+        assert_drawn_png(tmp_path / name, min_width=300)
+    assert_drawn_png(tmp_path / "first-layer.png", min_width=300, min_height=100)  # one row of 4 filters
+    p = predict_set(trained_cnn / "model.safetensors", str(tiny.test_csv))
+    filters = weights_figure(p)
+    assert sum(bool(ax.images) for ax in filters.axes) == 4  # conv4k3: four 3x3 filters
+    assert all(ax.images[0].get_array().shape == (3, 3) for ax in filters.axes if ax.images)
+    maps = feature_maps_figure(p)
+    shapes = [ax.images[0].get_array().shape for ax in maps.axes if ax.images]
+    # the digit, then per image layer (conv, bn, pool, conv; not dropout) its 4 or 6 channels
+    assert shapes == [(28, 28)] + [(28, 28)] * 4 + [(28, 28)] * 4 + [(14, 14)] * 4 + [(7, 7)] * 6
 
 
 # Bad input -------------------------------------------------------------------------------------------------
