@@ -71,6 +71,44 @@ def test_the_estimate_counts_the_arrays_a_trained_network_holds(changes):
     assert est.memory - est.data >= peak >= 0.6 * (est.memory - est.data)
 
 
+def own_buffers(step):
+    """{id: array} of the memory a layer's training step allocated (views resolved to their base)."""
+    found = {}
+
+    def walk(value):
+        if isinstance(value, np.ndarray):
+            while isinstance(value.base, np.ndarray):
+                value = value.base
+            if value.base is None:  # (a strided view made by as_strided is some other array's)
+                found[id(value)] = value
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+
+    for name, value in vars(step).items():
+        if name != "layer":
+            walk(value)
+    return found
+
+
+def test_the_estimate_counts_the_buffers_of_each_cnn_layers_training_step():
+    """Conv (padded, valid, stride 2, one writing into a padded conv's input), batch norm, pooling,
+    dropout, global average pooling: each step's own buffers against its arch memory rule."""
+    arch = config(hidden=(800, 800), arch="conv4k3-bn-pool2-conv6k3s2-drop0.2-conv6k3-conv8k5s2-gap-fc8").resolved()
+    net = Network.build(arch, "he", np.random.default_rng(0))
+    batch = 16
+    steps = net._plan(batch).steps
+    for i, (step, layer) in enumerate(zip(steps, arch.layers)):
+        mine = own_buffers(step)
+        for key in own_buffers(steps[i + 1]) if i + 1 < len(steps) else ():
+            mine.pop(key, None)  # the layer above's input, which this step writes
+        per_image = sum(a.nbytes for a in mine.values()) / batch
+        assert per_image == pytest.approx(resources.FLOAT * layer.memory, abs=8), layer.text
+
+
 def test_the_estimate_counts_the_files_a_run_writes(tiny, tmp_path):
     from mnistlab.run import start_run
 
