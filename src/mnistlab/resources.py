@@ -105,12 +105,12 @@ def estimate(config, n_train, n_val, n_test, features=784, classes=10, resuming=
 
     batch = step(min(config.batch_size, n_train)) + step(n_train % config.batch_size)
     epoch = FLOAT * n_train * (2 * classes + 1) + INDEX * (n_train + n_val)
-    # Network.logits: arch.inference_rows images at a time, a layer's input and output together
-    # (and a conv's im2col block of INFERENCE_IM2COL_ROWS rows).
-    widest = max(math.prod(layer.in_shape) + math.prod(layer.out_shape) for layer in arch.layers)
+    # Network.logits: arch.inference_rows images at a time, two layers' outputs alive at once (and a
+    # conv's im2col block of INFERENCE_IM2COL_ROWS rows).
+    widest = max(math.prod(layer.out_shape) for layer in arch.layers)
     im2col = max([INFERENCE_IM2COL_ROWS * (layer.options["kernel"] ** 2 * layer.in_shape[0] + 1)
                   for layer in arch.layers if layer.kind == "conv"], default=0)
-    evaluation = FLOAT * (min(max(n_train, n_val, n_test), arch.inference_rows) * widest + im2col)
+    evaluation = FLOAT * (2 * min(max(n_train, n_val, n_test), arch.inference_rows) * widest + im2col)
     return Estimate(
         weights=weights, build=weights, optimizer=state + temporaries, best=best,
         checkpoint=checkpoint if resuming else 0,
