@@ -156,3 +156,44 @@ def test_resuming_an_api_run_that_finished_does_nothing(run):
     result = resume_run(run.out_dir, log=lambda m: None)
     assert result.metrics == run.metrics
     assert {p.name: p.read_bytes() for p in run.out_dir.iterdir()} == before
+
+
+# ---------------------------------------------------------------- hostile input (issue 21)
+
+
+@pytest.mark.parametrize("labels, must_mention", [
+    (np.array(["7", "2"] * 50), "expected integer classes 0..9"),
+    (np.r_[1.5, 2.0, np.zeros(98)], "expected integer classes 0..9, got float64 values (1.5, 2.0, 0.0, ...)"),
+    (np.full(100, 10), "expected classes 0..9, got 10..10"),
+])
+def test_evaluate_refuses_text_fractional_and_out_of_range_labels_in_one_clear_error(run, images, labels,
+                                                                                       must_mention):
+    with pytest.raises(mnistlab.InputError) as caught:
+        run.model.evaluate(images, labels)
+    assert str(caught.value).startswith("labels: ") and must_mention in str(caught.value)
+
+
+def test_evaluate_of_an_empty_set_is_a_clear_error_and_whole_number_float_labels_are_fine(run, images, tiny):
+    with pytest.raises(mnistlab.InputError, match="images: none given"):
+        run.model.evaluate(images[:0], [])
+    labels = tiny.dataset.test_labels
+    assert run.model.evaluate(images, labels.astype(float)) == run.model.evaluate(images, labels)
+
+
+def test_predicting_0_1_integer_images_warns_that_they_are_read_as_0_255(run, images):
+    with pytest.warns(UserWarning, match="largest value is 1"):
+        run.model.predict((images > 128).astype(np.int64))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # uint8 0-255 and floats 0-1 say nothing
+        run.model.predict(images)
+        run.model.predict((images > 128).astype(np.float32))
+
+
+def test_train_with_an_array_as_data_says_data_must_be_a_path_in_one_short_line(images, tmp_path):
+    with pytest.raises(mnistlab.InputError) as caught:
+        mnistlab.train(data=images, epochs=1, out=tmp_path / "run", log=None)
+    message = str(caught.value)
+    assert "data must be a path" in message and "ndarray" in message
+    assert "\n" not in message and len(message) < 250 and caught.value.field == "data"
+    assert not (tmp_path / "run").exists()

@@ -106,6 +106,20 @@ def test_offline_expansion_multiplies_the_set_by_copies_plus_one_and_keeps_label
     assert not np.array_equal(out[300:600], out[600:900])  # each copy its own variants
 
 
+def test_offline_expansion_one_each_gives_each_copy_one_transform_in_the_order_named(digits):
+    images, labels = digits
+    aug = Augmentation(("zoom", "rotate", "blur", "squares"))
+    out, _ = expand(images, labels, aug, 4, np.random.default_rng(0), one_each=True)
+    rng = np.random.default_rng(0)  # the same draws, one transform at a time
+    alone = [aug.only(name).apply(images, rng) for name in ("zoom", "rotate", "blur", "squares")]
+    for k, expected in enumerate(alone, 1):
+        assert np.array_equal(out[k * 300:(k + 1) * 300], expected), k
+    assert np.array_equal(out[900:1200], aug.only("blur").apply(images, np.random.default_rng(9)))  # blur draws nothing
+    assert not np.array_equal(out[300:600], aug.apply(images, np.random.default_rng(0)))  # not composed
+    cycled, _ = expand(images, labels, Augmentation(("blur", "squares")), 3, np.random.default_rng(1), one_each=True)
+    assert np.array_equal(cycled[300:600], cycled[900:1200])  # copy 3 is blur again (deterministic)
+
+
 def test_apply_leaves_the_input_untouched(digits):
     images = to_float(digits[0])
     before = images.copy()
@@ -182,6 +196,27 @@ def test_an_offline_augmented_run_trains_on_the_set_times_copies_plus_one(cli, t
     assert "810 train, 30 validation images" in result.out  # 270 training images, 3 times
 
 
+def test_an_offline_one_each_run_trains_on_one_variant_per_named_transform(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    from mnistlab.config import load_toml
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "zoom,blur", "--augment-mode", "offline",
+                                 "--augment-copies", "2", "--augment-copy", "one_each"))
+    assert result.code == 0, result.err
+    assert "810 train, 30 validation images" in result.out
+    assert load_toml(tmp_path / "run" / "config.toml").augment_copy == "one_each"
+
+
+def test_one_each_copies_without_offline_augmentation_is_refused(cli, tiny, tmp_path):
+    from conftest import tiny_train_args
+    result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "zoom", "--augment-mode", "online",
+                                 "--augment-copy", "one_each"))
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "mnistlab: error: flag: --augment-copy = 'one_each': applies to offline augmentation only "
+        "(augment_mode = offline)"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_bad_augmentation_setting_is_one_line_and_exit_2(cli, tiny, tmp_path):
     from conftest import tiny_train_args
     result = cli(tiny_train_args(tiny, tmp_path / "run", "--augment", "rotate,twist"))
@@ -206,3 +241,27 @@ def test_the_config_knows_the_transforms_and_their_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(Augmentation) if f.name != "transforms"}
     assert set(AUGMENT_STRENGTHS) == set(defaults)
     assert {name: FIELDS[name].default for name in AUGMENT_STRENGTHS} == defaults
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--out", "x.bogus"], "unknown image format 'bogus'"),
+    (["--count", "0"], "--count 0"),
+    (["--count", "-3"], "--count -3"),
+    (["--count", "100000"], "--count 100000"),
+    (["--seed", "-1"], "--seed -1"),
+    (["--out", "dir/"], "is a folder"),
+])
+def test_augment_preview_checks_every_argument_up_front_in_one_line(cli, tmp_path, monkeypatch, args, fragment):
+    from conftest import assert_one_line_error
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    result = cli(["augment-preview", *args])
+    assert_one_line_error(result, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"] and not any((tmp_path / "dir").iterdir())
+
+
+def test_augment_preview_writes_svg_by_its_suffix_and_says_which_folders_it_made(cli, tmp_path):
+    out = tmp_path / "new" / "grid.svg"
+    result = cli(["augment-preview", "--out", out, "--count", "1"])
+    assert result.code == 0, result.err
+    assert out.read_bytes().startswith(b"<?xml") and f"created folder {tmp_path / 'new'}/" in result.out

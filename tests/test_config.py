@@ -217,7 +217,7 @@ def test_the_config_choices_are_the_names_in_the_registries():
     from mnistlab.stopping import STOPPING
     assert CHOICES == {"activation": tuple(ACTIVATIONS), "init": tuple(INITIALIZERS),
                        "optimizer": tuple(OPTIMIZERS), "schedule": tuple(SCHEDULES), "stop": tuple(STOPPING),
-                       "augment_mode": ("online", "offline")}
+                       "augment_mode": ("online", "offline"), "augment_copy": ("composed", "one_each")}
 
 
 def test_library_defaults_agree_with_the_run_config():

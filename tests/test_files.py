@@ -43,3 +43,14 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path)
     assert remove_stale_temporaries(tmp_path) == [f".model.safetensors.{dead}.0a1b2c3d.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == \
         sorted([f".history.csv.{alive}.0a1b2c3d.tmp", ".notes.tmp", "history.csv"])
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(tmp_path):
+    with pytest.raises(OSError) as error:
+        write_text("/proc/x.txt", "text")
+    assert error.value.filename == "/proc/x.txt"
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        write_text(tmp_path / "folder", "text")
+    assert error.value.filename == str(tmp_path / "folder") and list((tmp_path / "folder").iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["folder"]

@@ -619,3 +619,106 @@ def test_the_server_socket_says_tcp_so_responses_are_sent_without_nagle_delay():
         client.close()
     finally:
         sock.close()
+
+
+# --- hostile input and offline docs (issue 21) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"width": 28, "height": 28, "data": base64.b64encode(zlib.compress(bytes(784)) + b"garbage").decode(),
+      "encoding": "deflate"}, "7 bytes after the end of the zlib (deflate) stream"),
+    ({"width": 28, "height": 28, "data": base64.b64encode(zlib.compress(bytes(784)) * 2).decode(),
+      "encoding": "deflate"}, "bytes after the end of the zlib (deflate) stream"),
+    ({"pixels": [[0] * 28] * 28, "foo": 1}, "unexpected: 'foo'"),
+    ({"pixels": [[0] * 28] * 28, "width": 28}, "the pixels form has the one field pixels"),
+])
+def test_trailing_bytes_and_unknown_keys_are_refused_in_both_json_forms(client, body, message):
+    answer = client.post("/api/predict", json=body)
+    assert answer.status_code == 422, answer.text
+    assert message in answer.json()["detail"]
+
+
+def test_the_schema_refuses_extra_keys_in_both_json_forms(client):
+    forms = client.get("/openapi.json").json()["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert [form["additionalProperties"] for form in forms["application/json"]["schema"]["oneOf"]] == [False, False]
+
+
+def image_bytes(array, fmt="PNG", **options):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_a_png_over_2048_pixels_a_side_is_refused_before_it_is_decoded(client, monkeypatch):
+    from PIL import ImageFile
+
+    from mnistlab.data import drawing
+    huge = np.full((2100, 300), 255, np.uint8)
+    data = image_bytes(huge)
+    decoded = []
+    original = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or original(self))
+    answer = client.post("/api/predict", files={"image": ("big.png", data, "image/png")})
+    assert answer.status_code == 422 and "300x2100 PNG is too large" in answer.json()["detail"]
+    assert decoded == []  # refused from the header alone
+    assert drawing.MAX_DECODED_SIDE == 2048
+
+
+def test_a_png_within_the_limit_is_shrunk_by_pillow_before_the_float_work_and_read(client, mnist_test):
+    from mnistlab.data import drawing
+    digit = canvas_with(mnist_test[0][0], scale=40, top=300, left=800, side=2000).astype(np.uint8)
+    png = image_bytes(255 - digit)  # dark ink on white paper, 2000x2000
+    assert drawing.read_image(png).shape == (667, 667)  # reduced 3x in Pillow: not 32 MB of float64 to filter
+    answer = client.post("/api/predict", files={"image": ("digit.png", png, "image/png")})
+    assert answer.status_code == 200 and answer.json()["digit"] == mnist_test[1][0], answer.text
+
+
+def test_the_api_docs_render_in_chromium_with_the_network_off(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    outside = []
+
+    def local_only(route):  # the network is off: anything not asked of our server fails
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+    context.route("**/*", local_only)
+    page = context.new_page()
+    try:
+        page.goto(server.rstrip("/") + "/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/api/model", "/api/models", "/api/predict"} <= {p.strip() for p in paths}, paths
+        assert outside == []
+    finally:
+        context.close()
+
+
+def test_a_checkpoint_named_as_a_model_says_what_it_is_without_server_paths(client, runs, trained):
+    (runs / "ckpt").mkdir(exist_ok=True)
+    shutil.copy(trained / "checkpoint.safetensors", runs / "ckpt" / "model.safetensors")
+    try:
+        answer = client.get("/api/model", params={"model": "ckpt/model.safetensors"})
+        detail = answer.json()["detail"]
+        assert answer.status_code == 422 and "is a training checkpoint, not a model" in detail
+        assert str(runs) not in detail and "/tmp" not in detail and "use " not in detail, detail
+        assert detail.startswith("model 'ckpt/model.safetensors': ")
+    finally:
+        shutil.rmtree(runs / "ckpt")
+
+
+def test_draw_with_missing_weights_is_one_line_and_a_run_folder_is_served_as_load_takes_it(cli, runs, trained,
+                                                                                            monkeypatch, tmp_path):
+    assert_one_line_error(cli(["draw", "--weights", tmp_path / "nonexistent", "--no-browser"]),
+                          tmp_path / "nonexistent", "no such weights file")
+    from mnistlab.web import server
+    served = []
+    monkeypatch.setattr(server, "bind_workers", lambda host, port, workers: [])
+    monkeypatch.setattr(server, "serve", lambda app, socks, open_browser, on_ready: served.append(app)
+                        or on_ready("http://127.0.0.1:1/"))
+    result = cli(["draw", "--weights", runs / "default", "--no-browser", "--workers", "1"])
+    assert result.code == 0 and served, result.err
+    assert f"with {runs / 'default' / 'model.safetensors'}" in result.out

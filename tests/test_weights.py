@@ -315,3 +315,28 @@ def test_a_file_of_an_unknown_or_newer_format_exits_2_saying_so(cli, tiny, tmp_p
 def test_a_model_file_given_as_a_checkpoint_is_refused_naming_it(trained):
     with pytest.raises(InputError, match="is a model file, not a training checkpoint"):
         read_checkpoint(trained / "model.safetensors")
+
+
+def test_a_model_file_replaced_while_it_is_read_never_mixes_two_files(tmp_path):
+    import threading
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_model(first, small_network(0, (784, 16, 10)), **INFO)
+    save_model(second, small_network(1, (784, 48, 10)), **INFO)
+    target, tmp = tmp_path / "model.safetensors", tmp_path / "model.tmp"
+    shutil.copy(first, target)
+    stop = threading.Event()
+
+    def swap():  # atomic renames, as atomic_write does, alternating the two models
+        i = 0
+        while not stop.is_set():
+            shutil.copy((first, second)[i % 2], tmp)
+            os.replace(tmp, target)
+            i += 1
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        sizes = [load_model(target)[0].sizes[1] for _ in range(1500)]
+    finally:
+        stop.set()
+        swapper.join()
+    assert set(sizes) == {16, 48}  # both were read, each whole: no error mixing one's metadata and the other's tensors

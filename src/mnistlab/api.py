@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,11 +69,13 @@ class Model:
         else:
             raise InputError(f"images: shape {np.shape(images)} does not fit the network's {features} inputs "
                              f"(expected (n, 28, 28), (n, {features}) or one image)")
-        if x.dtype == np.uint8:
-            return datasets.to_float(x), single
         if x.dtype.kind in "iu":
             if x.size and (x.min() < 0 or x.max() > 255):
                 raise InputError(f"images: integer pixels must be in 0..255, got {x.min()}..{x.max()}")
+            if x.size and x.max() == 1:  # (X > 128).astype(int): read as 0-255, every image is near black
+                warnings.warn("images: integer pixels whose largest value is 1 are read as 0-255, so they look "
+                              "almost black to the model; for 0/1 images pass images * 255 or floats 0-1",
+                              UserWarning, stacklevel=3)
             return datasets.to_float(x), single
         if x.dtype.kind != "f":
             raise InputError(f"images: expected uint8 pixels 0-255 or floats 0-1, got dtype {x.dtype}")
@@ -99,11 +103,27 @@ class Model:
     def evaluate(self, images, labels):
         """What ``mnistlab test`` reports: accuracy, loss, per-class precision/recall, confusion matrix."""
         x, _ = self.inputs(images)
-        labels = np.asarray(labels).reshape(-1)
+        if not len(x):
+            raise InputError("images: none given; evaluate needs at least one labelled image")
+        labels = class_labels(labels, self.classes)
         if len(labels) != len(x):
             raise InputError(f"labels: {len(labels)} labels for {len(x)} images")
         check_fits(self.network, x, labels, "labels", "the model")
         return score(self.network, x, labels)
+
+
+def class_labels(labels, classes):
+    """``labels`` as an integer array (n,), or InputError: text, fractions and classes out of range are
+    refused (whole-number floats such as 2.0 are taken as the integers they are)."""
+    y = np.asarray(labels).reshape(-1)
+    if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        shown = ", ".join(str(v) for v in y[:3]) + (", ..." if y.size > 3 else "")
+        raise InputError(f"labels: expected integer classes 0..{classes - 1}, got {y.dtype} values ({shown})")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise InputError(f"labels: expected classes 0..{classes - 1}, got {y.min()}..{y.max()}")
+    return y
 
 
 @dataclass
@@ -129,6 +149,12 @@ def train(*, out=None, log=print, progress=False, **settings):
 
     Returns a Run. ``log`` receives each progress line (None: quiet). Bad settings raise InputError.
     """
+    for key in ("data", "test_data", "init_from"):  # a NumPy array here once filled the error with its digits
+        value = settings.get(key)
+        if value is not None and not isinstance(value, (str, PathLike)):
+            raise InputError(f"train(): {key} must be a path (a CSV or IDX file, or a folder of IDX files), "
+                             f"not {type(value).__name__}; to train on arrays, write them first with "
+                             "mnistlab.data.export_csv", field=key)
     config = from_values(settings, "train()")
     quiet = log or (lambda message: None)
     if out is None:

@@ -69,7 +69,8 @@ def load_data(config):
     if augment and config.augment_mode == "offline":
         from .data.augment import expand
 
-        tx, ty = expand(tx, ty, augment, config.augment_copies, np.random.default_rng([config.seed, AUGMENT_STREAM]))
+        tx, ty = expand(tx, ty, augment, config.augment_copies, np.random.default_rng([config.seed, AUGMENT_STREAM]),
+                        one_each=config.augment_copy == "one_each")
     f = datasets.to_float
     return RunData(f(tx), ty, f(vx), vy, f(ds.test_images), ds.test_labels,
                    datasets.fingerprint(ds.train_images, ds.train_labels), ds.source)

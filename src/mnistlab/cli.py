@@ -118,15 +118,27 @@ def cmd_sweep(args):
                           progress, lambda msg: print(msg, flush=True))
     print((out / "table.md").read_text(), end="")
     print(f"wrote {out / 'runs.csv'}, {out / 'table.csv'}, {out / 'table.md'}")
-    return 1 if any(r["status"] == "failed" for r in rows) else 0
+    return 1 if any(r["status"] in ("failed", "damaged") for r in rows) else 0
 
 
 def cmd_augment_preview(args):
     from .build import augmentation
-    from .data.preview import preview
+    from .data.preview import MAX_COUNT, preview
+    from .files import missing_folders
+    from .report.cli import created_note, output_file
+    from .report.figures import image_format
+    # Every argument checked before any work: a bad one costs nothing and writes nothing.
+    if not 1 <= args.count <= MAX_COUNT:
+        raise InputError(f"--count {args.count}: must be a whole number from 1 to {MAX_COUNT} (digits shown)")
+    if args.seed < 0:
+        raise InputError(f"--seed {args.seed}: must be a whole number, 0 or more")
+    out = output_file(args.out, "--out", ".png")
+    image_format(out)
+    require_module("augment-preview", "matplotlib")
     config = load_toml(args.config) if args.config else RunConfig()
     strengths = augmentation(dataclasses.replace(config, augment="all"))  # every transform gets a column
-    print(f"wrote {preview(args.out, augmentation=strengths, count=args.count, seed=args.seed)}")
+    created = missing_folders(out)
+    print(f"wrote {preview(out, augmentation=strengths, count=args.count, seed=args.seed)}{created_note(created)}")
     return 0
 
 
@@ -188,9 +200,10 @@ def build_parser():
     grid = commands.add_parser("augment-preview", help="a PNG grid of digits under each augmentation",
                                description="A few test digits and their variants under each transform, "
                                            "at the strengths of a run configuration.")
-    grid.add_argument("--out", default="augment-preview.png", metavar="FILE", help="PNG to write (default: %(default)s)")
+    grid.add_argument("--out", default="augment-preview.png", metavar="FILE",
+                      help="image to write, .png, .svg or .pdf (default: %(default)s)")
     grid.add_argument("--config", metavar="TOML", help="take the strengths from a run configuration")
-    grid.add_argument("--count", type=int, default=6, metavar="N", help="digits shown (default: %(default)s)")
+    grid.add_argument("--count", type=int, default=6, metavar="N", help="digits shown, 1 to 50 (default: %(default)s)")
     grid.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the variants (default: %(default)s)")
     grid.set_defaults(func=cmd_augment_preview)
 
@@ -212,7 +225,8 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet
         return 0
     except OSError as e:  # e.g. --out names an existing file, or a folder that cannot be written
-        print(f"mnistlab: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mnistlab: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)

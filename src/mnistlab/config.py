@@ -29,6 +29,7 @@ SCHEDULE_NAMES = ("constant", "step", "cosine")
 STOPPING_NAMES = ("none", "early", "overfit", "patience", "plateau")
 AUGMENT_NAMES = ("thickness", "zoom", "rotate", "shear", "shift", "elastic", "blur", "squares", "noise")  # data.augment
 AUGMENT_MODES = ("online", "offline")
+AUGMENT_COPY_KINDS = ("composed", "one_each")
 AUGMENT_STRENGTHS = ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "thickness", "blur",
                      "squares", "square_size", "noise")
 
@@ -106,6 +107,9 @@ class RunConfig:
     augment_mode: str = setting("online", "online: fresh variants every epoch; offline: the set plus "
                                 "--augment-copies fixed variants per image", "MODE", choices=AUGMENT_MODES)
     augment_copies: int = setting(4, "offline augmentation: variants per training image", "K", check=at_least_zero)
+    augment_copy: str = setting("composed", "offline augmentation: composed (each variant applies every named "
+                                "transform) or one_each (variant k applies only the k-th named transform, "
+                                "in the order named, cycling)", "KIND", choices=AUGMENT_COPY_KINDS)
     rotate: float = setting(10.0, "augment: rotation, degrees (+-)", "DEGREES", check=at_least_zero)
     zoom: float = setting(0.1, "augment: scale in [1 - zoom, 1 + zoom]", "FRACTION", check=fraction)
     shear: float = setting(10.0, "augment: horizontal shear, degrees (+-)", "DEGREES", check=at_least_zero)
@@ -193,6 +197,8 @@ def validate(config, where="config"):
             bad(name, f"expected one of {', '.join(choices)}")
         if check and (why := check(value)):
             bad(name, why)
+    if config.augment_copy != "composed" and config.augment_mode != "offline":
+        bad("augment_copy", "applies to offline augmentation only (augment_mode = offline)")
     if config.stop in ("early", "overfit", "patience") and config.val_fraction == 0:
         bad("stop", "needs a validation set (val_fraction > 0)")
     return config

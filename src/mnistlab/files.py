@@ -5,6 +5,7 @@ common uses. Every file mnistlab writes (weights, checkpoints, run records, expo
 through it.
 """
 
+import errno
 import json
 import math
 import os
@@ -12,14 +13,27 @@ import secrets
 from pathlib import Path
 
 
+def missing_folders(path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, outermost first (what writing it will create)."""
+    return [p for p in reversed(Path(path).parents) if not p.exists()]
+
+
 def atomic_write(path, write):
-    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
+    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure.
+
+    An OSError names ``path``, never the temporary file, and a folder at ``path`` is refused.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # Created like open() would (mode 0666 less the umask), not 0600 as tempfile.mkstemp does;
-    # the mode is put back after writing, as safetensors' save_file also leaves 0600.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created like open() would (mode 0666 less the umask), not 0600 as tempfile.mkstemp does;
+        # the mode is put back after writing, as safetensors' save_file also leaves 0600.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         mode = os.stat(tmp).st_mode & 0o777
         write(tmp)
@@ -27,9 +41,21 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """``error`` as the user's path would have raised it: the temporary file's name is ours, not theirs."""
+    if error.filename is None or str(error.filename) == str(path):
+        return error
+    if Path(str(error.filename)).name.startswith(f".{path.name}."):
+        return type(error)(error.errno, error.strerror, str(path))
+    return error  # about another file (a parent folder that cannot be made): keep its name
 
 
 def finite_or_none(obj):

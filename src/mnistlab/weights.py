@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_bytes
+from safetensors.numpy import save_file
 
 from .errors import InputError
 from .files import atomic_write, finite_or_none
@@ -76,10 +77,13 @@ def read_file(path, tensors=True):
     if not path.is_file():
         raise InputError(f"{path}: no such weights file")
     try:
-        arrays = load_file(path) if tensors else None
-        with safe_open(path, "numpy") as f:
-            raw = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
+        # One open, one read: metadata and tensors come from the same file even when it is replaced
+        # (renamed over) meanwhile; two opens once mixed an old file's metadata with a new one's tensors.
+        with open(path, "rb") as f:
+            data = f.read() if tensors else _header_bytes(f)
+        raw = _metadata(data)
+        arrays = load_bytes(data) if tensors else None
+    except (SafetensorError, OSError, ValueError, RecursionError) as e:
         raise InputError(f"{path}: not a readable safetensors file ({e})") from None
     if "mnistlab" not in raw:
         raise InputError(f"{path}: no mnistlab metadata (not written by mnistlab?)")
@@ -102,6 +106,37 @@ def read_file(path, tensors=True):
     return arrays, meta, layout
 
 
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+
+
+def _header_bytes(f):
+    """The length prefix and JSON header of an open safetensors file (not its tensors)."""
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise ValueError("shorter than a safetensors header")
+    n = int.from_bytes(prefix, "little")
+    if n > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {n} bytes")
+    header = f.read(n)
+    if len(header) < n:
+        raise ValueError("the header is cut short")
+    return prefix + header
+
+
+def _metadata(data):
+    """The ``__metadata__`` dict (text to text) in the header at the start of ``data``."""
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or n > MAX_HEADER_BYTES or len(data) < 8 + n:
+        raise ValueError("the header is cut short")
+    header = json.loads(data[8:8 + n])
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError("__metadata__ is not a map of texts")
+    return meta
+
+
 def read_metadata(path):
     """The metadata dict of a file mnistlab wrote, without reading its tensors."""
     return read_file(path, tensors=False)[1]
@@ -121,6 +156,9 @@ def load_model(path):
     tensors, meta, layout = read_file(path)
     if layout == CHECKPOINT_LAYOUT:
         folder = Path(path).parent
+        if Path(path).name == "model.safetensors":  # pointing at the file itself would help no one
+            raise InputError(f"{path}: is a training checkpoint, not a model, though named as one "
+                             "(a finished run writes its model.safetensors; a checkpoint resumes training)")
         raise InputError(f"{path}: is a training checkpoint, not a model: use {folder / 'model.safetensors'} "
                          f"(written when the run finishes; mnistlab train --resume {folder} finishes it)")
     try:

@@ -322,11 +322,14 @@ def pixel_noise(images, std, rng):
 
 # Offline mode --------------------------------------------------------------------------------------
 
-def expand(images, labels, augmentation, copies, rng):
+def expand(images, labels, augmentation, copies, rng, one_each=False):
     """The offline mode: (images, labels) followed by ``copies`` distorted variants of every image.
 
     Returns arrays (copies + 1) times as long: the originals first, then the first variant of every
-    image, then the second, ...; labels repeated alike.
+    image, then the second, ...; labels repeated alike. Each variant applies all of ``augmentation``'s
+    transforms together; with ``one_each``, variant k applies only its k-th transform (in the order
+    named, cycling): ``zoom,rotate,blur,squares`` with 4 copies gives one zoomed, one rotated, one
+    blurred and one squared copy of every image.
     """
     if isinstance(copies, bool) or int(copies) != copies or copies < 0:
         raise InputError(f"augment: copies = {copies!r}: must be an integer >= 0")
@@ -334,6 +337,8 @@ def expand(images, labels, augmentation, copies, rng):
     n = len(images)
     out = np.empty((n * (copies + 1), *images.shape[1:]), images.dtype)
     out[:n] = images
+    names = augmentation.transforms
     for k in range(1, copies + 1):
-        augmentation.apply_into(images, out[k * n:(k + 1) * n], rng)
+        variant = augmentation.only(names[(k - 1) % len(names)]) if one_each and names else augmentation
+        variant.apply_into(images, out[k * n:(k + 1) * n], rng)
     return out, np.tile(np.asarray(labels), copies + 1)

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import require_module
+from ..errors import InputError, require_module
+from ..files import atomic_write
 from .augment import GEOMETRIC, TRANSFORMS, Augmentation
+
+MAX_COUNT = 50  # rows of 1.1 inches: 50 digits make a 5,000-pixel-tall image already
 
 
 def _caption(name, aug):
@@ -37,6 +40,8 @@ def preview(out_path, images=None, labels=None, augmentation=None, count=6, seed
     are shown. augmentation: the strengths (default: ``Augmentation()``'s); its transform list is not
     used: every transform gets a column.
     """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= MAX_COUNT:
+        raise InputError(f"count = {count!r}: must be a whole number from 1 to {MAX_COUNT}")
     require_module("augment-preview", "matplotlib")
     import matplotlib
     matplotlib.use("Agg")
@@ -70,7 +75,9 @@ def preview(out_path, images=None, labels=None, augmentation=None, count=6, seed
     fig.suptitle("mnistlab augmentation: each transform alone, at its strength", fontsize=9)
     fig.tight_layout()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
+    fmt = out_path.suffix.lstrip(".").lower() or "png"
+    try:  # atomically: an interrupted preview leaves no half-written image
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
+    finally:
+        plt.close(fig)
     return out_path

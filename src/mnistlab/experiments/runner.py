@@ -20,12 +20,14 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import remove_stale_temporaries, write_json
-from .tables import read_row, write_tables
+from .lock import StudyLock
+from .tables import Tables, read_metrics, read_row
 
 
 def run_status(run_dir: Path) -> str:
-    """'finished' (metrics.json written), 'partial' (a checkpoint to resume) or 'new'."""
-    if (run_dir / "metrics.json").is_file():
+    """'finished' (a sound metrics.json), 'partial' (a checkpoint to resume) or 'new'. A run whose
+    metrics.json cannot be read is not finished: it is resumed (or run again)."""
+    if read_metrics(run_dir)[0] is not None:
         return "finished"
     if (run_dir / "checkpoint.safetensors").is_file():
         return "partial"
@@ -45,13 +47,18 @@ def execute(config, run_dir: str) -> dict:
     log_path = run_dir / "train.log"
     try:
         status = run_status(run_dir)
+        problem = read_metrics(run_dir)[1]
         if status == "new" and run_dir.exists():  # a run killed before its first checkpoint
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "failed.json").unlink(missing_ok=True)
+        if problem:  # damaged: resuming from the checkpoint (it holds the last epoch) writes it anew
+            (run_dir / "metrics.json").unlink(missing_ok=True)
         with open(log_path, "a") as log_file:
             def log(message):
                 print(message, file=log_file, flush=True)
+            if problem:
+                log(f"{problem}; finishing the run again from its checkpoint")
             if status == "partial":
                 resume_run(run_dir, False, log)
             elif status == "new":
@@ -66,11 +73,14 @@ def _local(pending, jobs):
     """(spec, row) as runs end, from a pool of ``jobs`` fresh worker processes."""
     # spawn, not fork: a forked child would inherit OpenBLAS's thread pool in an unknown state.
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(execute, spec.config, spec.path): spec for spec in pending}
+        futures = {pool.submit(execute, p.config, p.path): p for p in pending}
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
                 yield futures.pop(future), future.result()
+
+
+DASK_CONNECT_TIMEOUT = "30s"
 
 
 def _dask(pending, scheduler, jobs):
@@ -80,13 +90,17 @@ def _dask(pending, scheduler, jobs):
         raise InputError("--backend dask needs dask.distributed: pip install 'mnistlab[cluster]'") from None
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="30s")
+        try:
+            client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as e:  # refused, timed out, a malformed address
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({str(e).splitlines()[0][:200]})") \
+                from None
     else:
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
         # pure=False: identical-looking calls (they differ only inside the config) must all run.
-        futures = {client.submit(execute, spec.config, spec.path, pure=False): spec for spec in pending}
+        futures = {client.submit(execute, p.config, p.path, pure=False): p for p in pending}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
@@ -108,26 +122,48 @@ def _cost(config) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
-    """A run still to do, as a worker gets it: its config (one BLAS thread) and its absolute folder."""
+    """A run still to do: its config (one BLAS thread) and absolute folder, as a worker gets them, and
+    its RunSpec."""
 
     config: object
     path: str
+    spec: object
 
 
 def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", scheduler: str | None = None,
           progress: bool = False, repeats: int | None = None, log=print):
-    """Run every unfinished run of ``study`` into ``out_dir``; return runs.csv's rows."""
+    """Run every unfinished run of ``study`` into ``out_dir``; return runs.csv's rows.
+
+    The study folder is locked while the sweep runs: a second sweep into it is refused (InputError
+    naming the holder), so two never run, and half-write, the same runs.
+    """
     out_dir = Path(out_dir).resolve()
     specs = study.runs(repeats)
-    jobs = max(1, jobs or os.cpu_count() or 1)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with StudyLock(out_dir):
+        return _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log)
+
+
+# The tables are rewritten after every run that ends, unless writing them takes more than this share of
+# the time since the last write (a study of thousands of runs): then after the next runs, and at the end.
+MAX_TABLE_SHARE = 0.05
+
+
+def _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log):
     remove_stale_temporaries(out_dir)  # a sweep killed while rewriting its tables
-    pending = [_Pending(dataclasses.replace(s.config, threads=1), str(out_dir / s.run_dir))
-               for s in specs if run_status(out_dir / s.run_dir) != "finished"]
+    tables = Tables(study, out_dir, specs)
+    for row in tables.damaged():
+        log(f"warning: {out_dir / row['run_dir']}: {row['error']}; running it again")
+    pending = [_Pending(dataclasses.replace(s.config, threads=1), str(out_dir / s.run_dir), s)
+               for s in specs if tables.rows[s.run_dir]["status"] not in ("finished", "diverged")]
     pending.sort(key=lambda p: _cost(p.config), reverse=True)  # longest first: no lone long run at the end
-    rows = write_tables(study, out_dir, specs)
+    rows = tables.write()
+    given, jobs = jobs, max(1, min(jobs or os.cpu_count() or 1, len(pending)))  # no worker without a run
+    workers = "dask workers" if backend != "local" else f"{jobs} worker(s)"
+    if backend == "local" and given and given > jobs and pending:
+        workers += f" (--jobs {given} capped at the runs to do)"
     log(f"{study.name}: {len(specs)} runs, {len(specs) - len(pending)} finished already, "
-        f"{len(pending)} to run with {jobs if backend == 'local' else 'dask'} worker(s); results in {out_dir}")
+        f"{len(pending)} to run with {workers}; results in {out_dir}")
     if not pending:
         return rows
     from tqdm import tqdm
@@ -135,11 +171,17 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
     bar = tqdm(total=len(specs), initial=len(specs) - len(pending), unit="run", disable=not progress,
                desc=study.name, smoothing=0)
     failed = 0
-    started = time.perf_counter()
+    started = last_write = time.perf_counter()
+    write_cost = 0.0
     runs = _local(pending, jobs) if backend == "local" else _dask(pending, scheduler, jobs)
-    for finished, (_, row) in enumerate(runs, 1):
-        failed += row["status"] == "failed"
-        rows = write_tables(study, out_dir, specs)  # after every run: a kill loses nothing finished
+    for finished, (done, _) in enumerate(runs, 1):
+        row = tables.update(done.spec)  # one run folder read, not the whole study's
+        failed += row["status"] in ("failed", "damaged")
+        now = time.perf_counter()
+        if finished == len(pending) or write_cost <= MAX_TABLE_SHARE * (now - last_write):
+            rows = tables.write()  # a kill loses nothing finished: the run folders are the record
+            last_write = time.perf_counter()
+            write_cost = last_write - now
         bar.update(1)
         bar.set_postfix(failed=failed, running=min(jobs, len(pending) - finished), refresh=False)
         if not progress:
@@ -150,4 +192,3 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
                 + f"  [{time.perf_counter() - started:.0f} s]")
     bar.close()
     return rows
-

@@ -4,10 +4,12 @@
 calls it lazily so matplotlib is imported only when one of them runs.
 """
 
+import sys
 from pathlib import Path
 
 from ..errors import InputError, require_module
-from .figures import FORMATS
+from ..files import missing_folders
+from .figures import FORMATS, image_format
 
 DEFAULT_WEIGHTS = Path("runs/default/model.safetensors")
 
@@ -76,19 +78,43 @@ def cmd_plot(args):
     else:
         from .curves import runs_figure
         default = Path(args.folders[0]) / f"curves.{ext}" if len(args.folders) == 1 else Path(f"curves.{ext}")
-        out = Path(args.out) if args.out else default
-        written = [save_figure(runs_figure(args.folders), out, args.format)]
+        out = output_file(args.out, "--out", ".png") if args.out else default
+        image_format(out, args.format)  # before drawing: a bad name costs nothing
+        created = missing_folders(out)
+        warnings = []
+        written = [save_figure(runs_figure(args.folders, warn=warnings.append), out, args.format)]
+        for warning in warnings:
+            print(f"mnistlab: warning: {warning}", file=sys.stderr)
+        print(f"wrote {out}" + created_note(created))
+        return 0
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def output_file(text, flag, suffix):
+    """``--out`` naming a file: a name ending in '/' or an existing folder is refused in one line."""
+    if text.endswith(("/", "\\")) or Path(text).is_dir():
+        raise InputError(f"{flag} {text}: is a folder; give a file name (e.g. {Path(text) / ('out' + suffix)})")
+    return Path(text)
+
+
+def created_note(folders):
+    """' (created folder a/, a/b/)' for the folders writing a file made, else ''."""
+    if not folders:
+        return ""
+    return f" (created folder{'s' if len(folders) > 1 else ''} {', '.join(f'{f}/' for f in folders)})"
 
 
 def cmd_report(args):
     from .html import write_report
 
     require_module("mnistlab report", "matplotlib")
+    out = output_file(args.out, "--out", ".html")
+    created = missing_folders(out)
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    out = write_report(args.results, args.out, weights, args.data, args.studies)
-    print(f"wrote {out}" + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))
+    out = write_report(args.results, out, weights, args.data, args.studies)
+    print(f"wrote {out}" + created_note(created)
+          + ("" if weights else f" (no model section: {DEFAULT_WEIGHTS} not found; use --weights)"))
     return 0
 
 

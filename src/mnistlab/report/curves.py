@@ -87,9 +87,43 @@ def _values(ax, key):
     return [v for ln in ax.get_lines() if (ln.get_gid() or "").startswith(key + ":") for v in ln.get_ydata()]
 
 
-def runs_figure(run_dirs, title=None):
-    """Read the run folders (InputError on a bad one) and draw them."""
-    return curves_figure([read_run(d) for d in run_dirs], title)
+def runs_figure(run_dirs, title=None, warn=None):
+    """Read the run folders (InputError on a bad one) and draw them. ``warn(message)`` is told of every
+    run with epochs that have no finite value to draw (a diverged or damaged history)."""
+    runs = [read_run(d) for d in run_dirs]
+    for run in runs:
+        message = unplottable(run)
+        if message and warn:
+            warn(message)
+    return curves_figure(runs, title)
+
+
+HISTORY_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def unplottable(run):
+    """'RUN: no finite ... at epochs 1-3 ...' when some epoch's training loss or accuracy is NaN or
+    infinite (a validation column left empty by --val-fraction 0 is not a fault), else None."""
+    epochs = run.epochs
+    bad = sorted({e for key in ("train_loss", "train_accuracy")
+                  for e, v in zip(epochs, run.history.get(key, [])) if not math.isfinite(v)})
+    if not bad:
+        return None
+    drawable = any(math.isfinite(v) for key in HISTORY_COLUMNS for v in run.history.get(key, []))
+    what = "only the finite values are drawn" if drawable else "nothing finite to draw: the axes are empty"
+    return f"{run.path}: the training loss or accuracy is NaN or infinite at {_epochs_text(bad)}; {what}"
+
+
+def _epochs_text(epochs):
+    """[1, 2, 3, 7] -> 'epochs 1-3, 7'."""
+    spans = []
+    for e in epochs:
+        if spans and e == spans[-1][1] + 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+    return ("epoch " if len(epochs) == 1 else "epochs ") + text
 
 
 def write_curves(run_dir, out_path, format=None):

@@ -42,8 +42,13 @@ def log_scale(ax):
 
 
 def image_format(path, format=None):
-    """The output format: ``format`` if given, else the file's suffix; InputError if neither is known."""
-    fmt = (format or Path(path).suffix.lstrip(".") or "png").lower()
+    """The output format: the file's suffix, else ``format``, else png; InputError if it is not one of
+    FORMATS, or if the suffix and ``format`` disagree (PNG bytes in an .svg file help no one)."""
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix and format and suffix != format.lower():
+        raise InputError(f"{path}: the name says {suffix}, --format says {format}; make them agree "
+                         "(or leave one out)")
+    fmt = (suffix or format or "png").lower()
     if fmt not in FORMATS:
         raise InputError(f"{path}: unknown image format {fmt!r} (expected {', '.join(FORMATS)})")
     return fmt

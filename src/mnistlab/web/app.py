@@ -22,9 +22,11 @@ import json
 import zlib
 from pathlib import Path
 
+import fastapi_offline
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -34,6 +36,8 @@ from ..errors import InputError
 from .models import Catalogue, UnknownModel
 
 STATIC = Path(__file__).resolve().parent / "static"
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"  # swagger-ui-bundle.js, .css
+DOCS_ASSETS_URL = "/docs-assets"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a phone photo fits; a 1024x1024 JSON canvas of "255," fits
 MIN_SIDE, MAX_SIDE = 28, 1024
 MODEL_HELP = "a model file's path relative to the runs folder, as listed by /api/models (default: the served model)"
@@ -61,7 +65,7 @@ class Prediction(BaseModel):
 COMPACT_FIELDS = ("width", "height", "data")  # and, optionally, "encoding"
 ENCODINGS = ("raw", "deflate")
 PIXELS_SCHEMA = {
-    "title": "pixels", "type": "object", "required": ["pixels"],
+    "title": "pixels", "type": "object", "required": ["pixels"], "additionalProperties": False,
     "properties": {"pixels": {
         "type": "array", "items": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 255}},
         "description": f"grayscale canvas, rows of columns, {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE}; "
@@ -112,6 +116,10 @@ def canvas_from_json(body):
     except (ValueError, RecursionError):
         fail(422, "body: not valid JSON")
     if isinstance(data, dict) and "pixels" in data:
+        extra = sorted(key for key in data if key != "pixels")
+        if extra:  # as the compact form: a misspelt or unknown field is an error, not ignored
+            fail(422, "body: the pixels form has the one field pixels; unexpected: "
+                      + ", ".join(repr(k[:40]) for k in extra[:5]))
         return canvas_from_pixels(data["pixels"])
     if isinstance(data, dict) and any(key in data for key in COMPACT_FIELDS):
         return canvas_from_compact(data)
@@ -149,6 +157,8 @@ def canvas_from_compact(data):
             fail(422, "data: not a zlib (deflate) stream")
         if not stream.eof and len(raw) <= width * height:
             fail(422, "data: the zlib (deflate) stream is cut short")
+        if stream.unused_data:
+            fail(422, f"data: {len(stream.unused_data)} bytes after the end of the zlib (deflate) stream")
     if len(raw) != width * height:
         fail(422, f"data: {len(raw)} bytes for a {width}x{height} canvas; expected width*height = {width * height}")
     return np.frombuffer(raw, np.uint8).reshape(height, width)
@@ -201,13 +211,30 @@ def answer(model, image28):
     return Response(rest[:-1] + ',"input28":[[' + rows + "]]}", media_type="application/json")
 
 
+def add_offline_docs(app):
+    """/docs (Swagger UI) with its script and style served by the app from the fastapi-offline package,
+    as FastAPI's docs describe for self-hosting: FastAPI's own page loads them from a CDN and is blank
+    offline. Swagger UI's online validator is turned off for the same reason. No /redoc: ReDoc's page
+    fetches its logo from a CDN whatever it is given."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title}: API",
+                                   swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+
 def create_app(weights, runs_dir="runs", collect=None):
     """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request;
     with ``collect`` (a drawings.CollectSettings), the drawings API too."""
     catalogue = Catalogue(runs_dir, weights)
-    app = FastAPI(title="mnistlab draw", version="1",
+    app = FastAPI(title="mnistlab draw", version="1", docs_url=None, redoc_url=None,
                   description="Draw a digit; a from-scratch MLP trained on MNIST reads it. "
                               "The drawing is cropped, scaled and centred as MNIST's digits were.")
+    add_offline_docs(app)
 
     def pick(name):
         try:
@@ -215,7 +242,7 @@ def create_app(weights, runs_dir="runs", collect=None):
         except UnknownModel as e:
             fail(404, str(e))
         except InputError as e:
-            fail(422, f"model {name!r}: {e}")
+            fail(422, f"model {name or catalogue.default_name!r}: {catalogue.without_paths(str(e), name)}")
 
     @app.get("/", include_in_schema=False)
     def index():

@@ -28,11 +28,13 @@ def cmd_draw(args):
         from .server import bind_workers, serve
     except ModuleNotFoundError as e:
         raise InputError(f"mnistlab draw needs {e.name}, one of mnistlab's dependencies: {REINSTALL}") from None
-    from .models import find_default_weights
+    from .models import MODEL_FILE, find_default_weights
 
     from .drawings import CollectSettings
 
     weights = Path(args.weights) if args.weights else find_default_weights(RUNS_DIR)
+    if weights.is_dir():  # a run folder, as mnistlab.load takes one
+        weights = weights / MODEL_FILE
     if args.collect_max_mb <= 0:
         raise InputError(f"--collect-max-mb {args.collect_max_mb}: must be a positive number")
     local = is_loopback(args.host)
@@ -80,7 +82,8 @@ def add_commands(commands, parser_class=None):
         description="Serve a local page where you draw a digit (mouse, touch or pen) or upload a photo of one, "
                     "and the model predicts it live.")
     draw.add_argument("--weights", metavar="FILE",
-                      help="model to serve (default: runs/default/model.safetensors, else the newest run under runs/)")
+                      help="model file or run folder to serve (default: runs/default/model.safetensors, "
+                           "else the newest run under runs/)")
     draw.add_argument("--port", type=int, default=8000, metavar="P", help="port (default: 8000; 0 picks a free one)")
     draw.add_argument("--host", default="127.0.0.1", metavar="H",
                       help="address to listen on (default: 127.0.0.1, this machine only)")

@@ -127,8 +127,13 @@ class Catalogue:
         try:
             stat = path.stat()
         except OSError:
+            if path == self.default_path:  # `draw --weights` naming nothing: a bad argument, not a 404
+                raise InputError(f"{path}: no such weights file (give a model.safetensors file or a run "
+                                 "folder)") from None
             raise UnknownModel(f"model {name!r}: no such model") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # A file replaced by a rename is a new inode: its cached network is dropped even if the new file
+        # has the old one's size and time. (load_model reads metadata and tensors from one open file.)
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(path)
             if cached is None or cached[0] != stamp:
@@ -138,6 +143,13 @@ class Catalogue:
                 cached = (stamp, Model(self.name_of(path), network, meta))
                 self._cache[path] = cached
         return cached[1]
+
+    def without_paths(self, message, name):
+        """A load error of model ``name`` as a client may see it: no server path in it."""
+        message = message.removeprefix(f"{self.resolve(name)}: ")
+        for folder in {self.runs_dir, self.default_path.parent}:
+            message = message.replace(f"{folder}/", "")
+        return message
 
     def listing(self):
         """Info for the default model and every readable model under the runs folder."""

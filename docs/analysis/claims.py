@@ -1,0 +1,213 @@
+"""Every derived figure docs/REPORT.md quotes beyond its tables, from the committed run records.
+
+Differences between two configurations come with their standard error and Welch's t over the seeds
+(n each); stop epochs, loss crossings, lowest-validation-loss epochs and times come from each run's
+history.csv and metrics.json. Reads results/ only; trains nothing.
+
+    python docs/analysis/claims.py [RESULTS_DIR]
+
+Each line is ``section | what | figure``; REPORT.md quotes them rounded as printed.
+"""
+
+import csv
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class Study:
+    """A study folder: its configurations' test accuracies, histories and metrics, by table label."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.table = {row["label"]: row for row in read_csv(self.folder / "table.csv")}
+        self.runs = read_csv(self.folder / "runs.csv")
+
+    def _runs(self, label):
+        key = self.table[label]["config"]
+        return sorted((r for r in self.runs if r["config"] == key and r["status"] == "finished"),
+                      key=lambda r: int(r["seed"]))
+
+    def accuracies(self, label):
+        return [float(r["test_accuracy"]) for r in self._runs(label)]
+
+    def histories(self, label):
+        return [read_csv(self.folder / r["run_dir"] / "history.csv") for r in self._runs(label)]
+
+    def metrics(self, label):
+        return [json.loads((self.folder / r["run_dir"] / "metrics.json").read_text()) for r in self._runs(label)]
+
+    def epochs(self, label):
+        return [int(r["epochs"]) for r in self._runs(label)]
+
+    def seconds(self, label):
+        return [float(r["seconds"]) for r in self._runs(label)]
+
+
+def compare(a, b):
+    """(difference of means in points, its standard error in points, Welch's t, n of a, n of b)."""
+    difference = statistics.mean(a) - statistics.mean(b)
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return 100 * difference, 100 * se, difference / se, len(a), len(b)
+
+
+def comparison(study, a, b):
+    d, se, t, na, nb = compare(study.accuracies(a), study.accuracies(b))
+    return f"{d:+.2f} points (SE {se:.2f}, t = {t:.1f}, n = {na} and {nb})"
+
+
+def first_crossing(history):
+    """The first epoch whose training loss is below its validation loss, and whether a later epoch
+    has it above again (None, False if it never drops below)."""
+    below = [float(h["train_loss"]) < float(h["val_loss"]) for h in history]
+    if True not in below:
+        return None, False
+    first = below.index(True)
+    return first + 1, not all(below[first:])
+
+
+def lowest_val_loss_epoch(history):
+    losses = [float(h["val_loss"]) for h in history]
+    return losses.index(min(losses)) + 1
+
+
+def span(values, unit=""):
+    return f"{min(values)}{unit} to {max(values)}{unit}" if min(values) != max(values) else f"{min(values)}{unit}"
+
+
+def architecture(results, say):
+    s = Study(results / "architecture")
+    b8 = "hidden {}, batch_size 8, epochs 100"
+    b64 = "hidden {}, batch_size 64, epochs 200"
+    say("3", "1600-400-200 against 800-800, batch 8", comparison(s, b8.format("1600-400-200"), b8.format("800-800")))
+    say("3", "800-200-100 against 800-800, batch 8", comparison(s, b8.format("800-200-100"), b8.format("800-800")))
+    say("3", "400-100-50 against 400-400, batch 8", comparison(s, b8.format("400-100-50"), b8.format("400-400")))
+    say("3", "400-100-50 against 200-200, batch 8", comparison(s, b8.format("400-100-50"), b8.format("200-200")))
+    say("3", "100-100-100-100 against 100-100-100, batch 8",
+        comparison(s, b8.format("100-100-100-100"), b8.format("100-100-100")))
+    say("3", "100-100-100-100 against 100-100, batch 8",
+        comparison(s, b8.format("100-100-100-100"), b8.format("100-100")))
+    say("3", "100-100-100 against 100-100, batch 8", comparison(s, b8.format("100-100-100"), b8.format("100-100")))
+    say("3", "100-100-100-100 against 200-200, batch 8",
+        comparison(s, b8.format("100-100-100-100"), b8.format("200-200")))
+    widths = ["100-100", "200-200", "400-400", "800-800"]
+    for narrow, wide in zip(widths, widths[1:]):
+        say("3", f"{wide} against {narrow}, batch 8", comparison(s, b8.format(wide), b8.format(narrow)))
+    for hidden in ("400-100-50", "800-200-100", "1600-400-200"):
+        say("3", f"{hidden}: batch 8 (100 epochs) against batch 64 (200 epochs)",
+            comparison(s, b8.format(hidden), b64.format(hidden)))
+    ratio = statistics.mean(s.seconds(b8.format("800-200-100"))) / statistics.mean(s.seconds(b8.format("800-800")))
+    say("3", "s/run of 800-200-100 over 800-800, batch 8", f"{ratio:.2f}")
+    ratio = statistics.mean(s.seconds(b8.format("1600-400-200"))) / statistics.mean(s.seconds(b8.format("800-800")))
+    say("3", "s/run of 1600-400-200 over 800-800, batch 8", f"{ratio:.2f}")
+    for hidden in ("100-100", "100-100-100", "100-100-100-100", "400-100-50", "800-200-100", "1600-400-200",
+                   "800-800"):
+        epochs = [lowest_val_loss_epoch(h) for h in s.histories(b8.format(hidden))]
+        say("4", f"lowest validation loss, epoch, {hidden} at batch 8 (architecture)", span(epochs))
+
+
+def batch_size(results, say):
+    s = Study(results / "batch_size")
+    epochs = [lowest_val_loss_epoch(h) for h in s.histories("batch_size 4")]
+    say("4", "lowest validation loss, epoch, 100-100 at batch 4 (batch_size)", span(epochs))
+    epochs = [lowest_val_loss_epoch(h) for h in s.histories("batch_size 32")]
+    say("4", "lowest validation loss, epoch, 100-100 at batch 32 (batch_size)", span(epochs))
+
+
+def init(results, say):
+    s = Study(results / "init")
+    seconds = [x for label in s.table for x in s.seconds(label)]
+    say("intro", "init study, seconds per run", f"{min(seconds):.0f} to {max(seconds):.0f} s")
+
+
+def stopping(results, say):
+    s = Study(results / "stopping")
+    latest = []
+    for label in s.table:
+        crossings = [first_crossing(h) for h in s.histories(label)]
+        firsts = [c[0] for c in crossings]
+        back = sum(c[1] for c in crossings)
+        say("4", f"first epoch with training loss below validation loss, {label} (seeds 0-4)",
+            " ".join(str(f) for f in firsts) + f"; runs where it later rises above again: {back}")
+        latest.append(sorted(range(len(firsts)), key=lambda i: firsts[i])[-2:])  # the two latest seeds
+    say("4", "seeds with the two latest first crossings, per configuration", " ".join(
+        "/".join(map(str, sorted(seeds))) for seeds in latest))
+    for label in ("hidden 100-100, stop early", "hidden 800-800, stop early"):
+        say("4", f"stop epochs, {label}", " ".join(map(str, s.epochs(label))))
+    for label in ("hidden 100-100, stop none", "hidden 800-800, stop none"):
+        epochs = [lowest_val_loss_epoch(h) for h in s.histories(label)]
+        say("4", f"lowest validation loss, epoch, {label}", span(epochs))
+        say("4", f"{label.replace('none', 'early')} against {label}",
+            comparison(s, label.replace("none", "early"), label))
+
+    fast = Study(results / "stopping_fast")
+    for hidden in ("800-800", "100-100"):
+        say("4b", f"{hidden}: patience against early",
+            comparison(fast, f"hidden {hidden}, stop patience", f"hidden {hidden}, stop early"))
+        say("4b", f"{hidden}: patience against none",
+            comparison(fast, f"hidden {hidden}, stop patience", f"hidden {hidden}, stop none"))
+        epochs = [lowest_val_loss_epoch(h) for h in fast.histories(f"hidden {hidden}, stop none")]
+        say("4b", f"lowest validation loss, epoch, {hidden} stop none", span(epochs))
+        say("4b", f"stop epochs, {hidden} patience", " ".join(map(str, fast.epochs(f"hidden {hidden}, stop patience"))))
+        say("4b", f"stop epochs, {hidden} early", " ".join(map(str, fast.epochs(f"hidden {hidden}, stop early"))))
+
+
+def fine_tuning(results, say):
+    s = Study(results / "fine_tuning")
+    for batch in (8, 32, 64):
+        epochs = [e for hidden in ("800-800", "100-100") for e in s.epochs(f"hidden {hidden}, batch_size {batch}")]
+        say("5", f"early-rule stop epochs at batch {batch} (both networks)", span(epochs))
+    for label in s.table:
+        say("5", f"stop epochs, {label}", " ".join(map(str, s.epochs(label))))
+    crossings = [first_crossing(h) for label in s.table for h in s.histories(label)]
+    say("5", "first epoch with training loss below validation loss, all 30 runs",
+        span([c[0] for c in crossings]) + f"; runs where it later rises above again: {sum(c[1] for c in crossings)}")
+
+
+def augmentation(results, say):
+    s = Study(results / "augmentation")
+    row = "augment {}, augment_mode online"
+    none = row.format("none")
+    for name in ("noise", "blur", "squares", "elastic", "shift", "rotate", "zoom,rotate,shear,shift,elastic"):
+        say("6", f"{name} against none", comparison(s, row.format(name), none))
+    say("6", "elastic against shift", comparison(s, row.format("elastic"), row.format("shift")))
+    offline = "augment zoom,rotate,blur,squares, augment_mode offline"
+    say("6", "offline composed copies against none", comparison(s, offline, none))
+    base = statistics.mean(s.seconds(none))
+    for name in ("elastic", "shift"):
+        extra = statistics.mean(s.seconds(row.format(name))) / base - 1
+        say("6", f"s/run of {name} over none", f"{100 * extra:+.0f}%")
+    extra = statistics.mean(s.seconds(offline)) / base
+    say("6", "s/run of offline composed copies over none", f"{extra:.1f} times")
+
+
+def best(results, say):
+    single = results / "best-single"
+    for name in ("a-800x2-aff-el-60", "c-1200x2-aff-el-60"):
+        metrics = json.loads((single / name / "metrics.json").read_text())
+        say("7", f"{name}: test and validation accuracy",
+            f"{100 * metrics['test_accuracy']:.2f}% test, {100 * metrics['val_accuracy']:.2f}% validation")
+    s = Study(results / "best")
+    metrics = s.metrics("base")
+    say("7", "best, validation accuracy per seed", " ".join(f"{100 * m['val_accuracy']:.2f}" for m in metrics))
+
+
+def main(results=Path("results")):
+    results = Path(results)
+
+    def say(section, what, figure):
+        print(f"{section} | {what} | {figure}")
+
+    for part in (init, architecture, batch_size, stopping, fine_tuning, augmentation, best):
+        part(results, say)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results"))

@@ -1,0 +1,172 @@
+"""docs/REPORT.md against the committed run records: its study tables, the accuracies of its summary,
+every mean ± std it quotes and every difference it quotes with a standard error are what results/
+gives, rounded once from the exact values. A wrong number in REPORT.md fails here."""
+
+import contextlib
+import io
+import json
+import math
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+from mnistlab.report.records import read_study
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "REPORT.md"
+MARKER = re.compile(r"<!-- table: results/([\w-]+) -->")
+# The summary's rows name their sections; the studies each section reports on.
+SECTION_STUDIES = {"§1": ["init"], "§2": ["batch_size"], "§3": ["architecture"],
+                   "§4": ["stopping", "stopping_fast"], "§5": ["fine_tuning", "fine_tuning_readings"],
+                   "§6": ["augmentation", "augmentation_student"], "§7": ["best", "best-single"]}
+PLUS_MINUS = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)%")
+PERCENT = re.compile(r"(?<![\d.±] )(?<![\d.])(\d+\.\d+)%")
+CLAIM = re.compile(r"[+-]\d+\.\d+ points \(SE \d+\.\d+, t = -?\d+\.\d+, n = \d+ and \d+\)")
+
+
+def table_rows(study):
+    return {row["label"]: row for row in read_study(ROOT / "results" / study).table}
+
+
+def fixed(value, decimals):
+    return f"{value:.{decimals}f}"
+
+
+def report_tables(text):
+    """(study, [cells of each row]) for every table REPORT.md marks as a copy of a study's table."""
+    tables = []
+    for match in MARKER.finditer(text):
+        lines = text[match.end():].lstrip("\n").splitlines()
+        assert lines[0].startswith("| configuration |"), f"no table after {match.group(0)}"
+        rows = []
+        for line in lines[2:]:
+            if not line.startswith("|"):
+                break
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        tables.append((match.group(1), rows))
+    return tables
+
+
+def check_table(study, rows):
+    """Every row's repeats, mean ± std, report and difference, against table.csv."""
+    committed = table_rows(study)
+    assert rows, study
+    for cells in rows:
+        label = cells[0]
+        assert label in committed, (study, label)
+        row = committed[label]
+        accuracies = row["accuracies"].split()
+        assert cells[1:1 + len(accuracies)] == accuracies, (study, label)
+        summary = cells[-6]
+        expected = fixed(row["mean"], 4) + ("" if math.isnan(row["std"]) else f" ± {fixed(row['std'], 4)}")
+        assert summary.split(" (n=")[0] == expected, (study, label, summary, expected)
+        difference = "" if math.isnan(row["difference"]) else f"{row['difference']:+.2f}"
+        assert cells[-1] == difference, (study, label, cells[-1], difference)
+
+
+def summary_rows(text):
+    """The rows of the summary table ("In short"): (the sections they name, the row's text)."""
+    start = text.index("**In short**")
+    block = text[start:text.index("\n## ", start)]
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    return [(re.findall(r"§\d", row), row) for row in rows]
+
+
+def accuracies_of(studies):
+    """Every test accuracy (mean, std, each repeat, the report's number) the studies' table.csv files hold,
+    as fractions; for a folder of single runs, their test and validation accuracies."""
+    means, stds, repeats = [], [], []
+    for study in studies:
+        folder = ROOT / "results" / study
+        if not (folder / "table.csv").is_file():  # single runs: their metrics.json files
+            for metrics in sorted(folder.glob("*/metrics.json")):
+                values = json.loads(metrics.read_text())
+                repeats += [values["test_accuracy"], values["val_accuracy"]]
+            continue
+        if len((folder / "runs.csv").read_text().splitlines()) < 2:  # a sweep whose first runs are going
+            continue
+        for row in table_rows(study).values():
+            means.append(row["mean"])
+            stds.append(row["std"])
+            repeats += [float(a) for a in row["accuracies"].split()]
+            if row["report_value"] is not None:
+                repeats.append(row["report_value"])
+    return means, stds, repeats
+
+
+def check_summary_row(sections, row):
+    studies = [study for section in sections for study in SECTION_STUDIES[section]]
+    assert studies or "%" not in row, f"a summary row with figures names no section: {row[:60]}"
+    means, stds, repeats = accuracies_of(studies)
+    pairs = {(fixed(100 * m, d), fixed(100 * s, d)) for m, s in zip(means, stds) for d in (1, 2)}
+    singles = {fixed(100 * v, d) for v in means + repeats for d in (1, 2)}
+    for mean, std in PLUS_MINUS.findall(row):
+        assert (mean, std) in pairs, f"{mean} ± {std}% is no mean ± std of {studies}"
+    for value in PERCENT.findall(PLUS_MINUS.sub("", row)):
+        assert value in singles, f"{value}% is no accuracy of {studies}"
+
+
+def claims_printed():
+    """What docs/analysis/claims.py prints from the committed results."""
+    main = runpy.run_path(str(ROOT / "docs" / "analysis" / "claims.py"))["main"]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main(ROOT / "results")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def text():
+    return REPORT.read_text()
+
+
+def test_every_study_table_in_the_report_is_its_committed_table_csv_rounded_once(text):
+    tables = report_tables(text)
+    assert {study for study, _ in tables} >= {"init", "batch_size", "architecture", "stopping", "stopping_fast",
+                                              "fine_tuning", "augmentation", "best"}
+    for study, rows in tables:
+        check_table(study, rows)
+
+
+def test_every_accuracy_in_the_summary_is_a_committed_mean_std_or_repeat_of_its_sections(text):
+    rows = summary_rows(text)
+    assert len(rows) >= 7
+    for sections, row in rows:
+        check_summary_row(sections, row)
+
+
+def test_every_mean_and_std_quoted_anywhere_in_the_report_is_a_committed_one(text):
+    means, stds, _ = accuracies_of([study for studies in SECTION_STUDIES.values() for study in studies])
+    pairs = {(fixed(100 * m, d), fixed(100 * s, d)) for m, s in zip(means, stds) for d in (1, 2)}
+    quoted = PLUS_MINUS.findall(re.sub(r"\s+", " ", text))  # a pair may wrap across lines
+    assert len(quoted) >= 20
+    for mean, std in quoted:
+        assert (mean, std) in pairs, f"{mean} ± {std}% is no committed mean ± std"
+
+
+def test_every_difference_quoted_with_its_standard_error_is_what_the_analysis_script_prints(text):
+    printed = claims_printed()
+    claims = CLAIM.findall(text.replace("−", "-"))
+    assert len(claims) >= 10
+    for claim in claims:
+        assert claim in printed, claim
+
+
+def test_the_check_catches_a_wrong_mean_a_wrong_summary_figure_and_a_wrong_claim(text):
+    study, rows = report_tables(text)[1]  # batch size
+    wrong = [cells[:] for cells in rows]
+    mean, std = wrong[0][-6].split(" ± ")
+    wrong[0][-6] = f"{float(mean) + 0.0001:.4f} ± {std}"
+    with pytest.raises(AssertionError):
+        check_table(study, wrong)
+    sections, row = next((sections, row) for sections, row in summary_rows(text)
+                         if PERCENT.findall(PLUS_MINUS.sub("", row)))
+    value = PERCENT.findall(PLUS_MINUS.sub("", row))[0]
+    with pytest.raises(AssertionError):
+        check_summary_row(sections, row.replace(value + "%", f"{float(value) + 0.01:.2f}%", 1))
+    claim = CLAIM.findall(text.replace("−", "-"))[0]
+    sign, digits = claim[0], claim[1:5]  # +0.06 -> +0.07
+    assert claim in claims_printed()
+    assert sign + f"{float(digits) + 0.01:.2f}" + claim[5:] not in claims_printed()
