@@ -1,6 +1,7 @@
 """The report package: figures drawn from real tiny runs and a hand-written study, the plot and report
 commands, their one-line errors, and the HTML page opened in Chromium."""
 
+import math
 import shutil
 import subprocess
 import sys
@@ -440,7 +441,8 @@ def test_the_committed_report_page_holds_every_committed_study_as_it_stands():
         section = section.split("<h2", 2)[1]  # up to the next section, or the end
         for row in read_study(folder).table:
             line = next(tr for tr in section.split("<tr>") if html.escape(row["label"]) in tr)
-            assert f"{100 * row['mean']:.2f}%" in line, (folder.name, row["label"])
+            if math.isfinite(row["mean"]):  # a configuration none of whose runs has ended has no mean yet
+                assert f"{100 * row['mean']:.2f}%" in line, (folder.name, row["label"])
 
 
 def test_the_committed_report_page_opens_in_chromium_with_every_image_loaded(browser):
