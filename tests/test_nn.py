@@ -5,24 +5,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from layer_checks import numerical_grad
 
 from mnistlab.nn import (ACTIVATIONS, INITIALIZERS, Adam, LayerGradient, Network, Parameter, Sgd,
                          SoftmaxCrossEntropy, log_softmax, make_schedule)
 from mnistlab.nn.layer import simple_parameters
-
-
-def numerical_grad(f, x, eps=1e-6):
-    """Central differences of the scalar f() with respect to every entry of x (float64, in place)."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        up = f()
-        x[idx] = old - eps
-        down = f()
-        x[idx] = old
-        grad[idx] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
