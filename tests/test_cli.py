@@ -1,6 +1,7 @@
 """The `mnistlab` command: every bad data file ends in one stderr line naming file and place, exit
 status 2, no traceback and no partial output; --help works for every command."""
 
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,13 @@ def test_train_on_a_csv_with_a_bad_row_exits_2_naming_file_line_and_field_and_wr
     assert_one_line_error(result, *must_mention)
     assert_no_run_output(out)
     assert not out.exists()
+
+
+def test_test_command_takes_a_run_folder_as_load_and_draw_do(cli, trained, tiny):
+    by_folder = cli(["test", "--weights", trained, "--data", tiny.test_csv, "--json"])
+    by_file = cli(["test", "--weights", trained / "model.safetensors", "--data", tiny.test_csv, "--json"])
+    assert by_folder.code == 0, by_folder.err
+    assert json.loads(by_folder.out) == json.loads(by_file.out)
 
 
 @pytest.mark.parametrize("case", CSV_CASES)

@@ -69,9 +69,6 @@ def train(*, out=None, log=print, progress=False, **settings):
 
 def load(path):
     """The Model in a weights file (``model.safetensors``), or in a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL
     return Model.load(path)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -37,10 +38,13 @@ class Model:
 
     @classmethod
     def load(cls, path):
-        """The Model in a model file; InputError naming the file if it is not one."""
+        """The Model in a model file, or in a run folder (its model file); InputError naming the file if
+        it is not one."""
+        from .runfolder import MODEL
         from .weights import load_model
 
-        return cls(*load_model(path))
+        path = Path(path)
+        return cls(*load_model(path / MODEL if path.is_dir() else path))
 
     def __repr__(self):
         return f"Model(arch={self.arch!r}, activation={self.network.activation_name!r})"
