@@ -17,6 +17,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .conv2d import activation_backward, nhwc
 from .layer import simple_parameters
+from .streams import SERIAL
 
 MOMENTUM, EPS = 0.1, 1e-5
 
@@ -60,14 +61,18 @@ class BatchNorm:
         y += self.params["beta"] - self.state["mean"] * a
         return self.activation.forward(y) if self.activation else y
 
-    def plan(self, batch, input_grad):
-        return NormStep(self, batch, input_grad)
+    def plan(self, batch, input_grad, streams=SERIAL):
+        return NormStep(self, batch, input_grad, streams)
 
 
 class NormStep:
-    def __init__(self, layer, batch, input_grad):
+    """Each of ``streams`` (streams.py) normalises its own images; the batch's statistics stay one
+    ``einsum`` each, over every image (their order of summation is the result's)."""
+
+    def __init__(self, layer, batch, input_grad, streams=SERIAL):
         dt, channels = layer.dtype, layer.spec.in_shape[0]
         self.layer, self.batch = layer, batch
+        self.streams, self.images = streams, streams.parts(batch)
         rows = batch * layer.rows_per_image
         self.x = nhwc(np.empty((rows, channels), dt), batch, layer.spec.in_shape)
         self.xc = np.empty(self.x.shape, dt)  # x minus the batch mean, kept for backward
@@ -85,34 +90,55 @@ class NormStep:
     def forward(self, rng):
         layer, xc, rows = self.layer, self.xc, self.xc.size // self.xc.shape[-1]
         mean = channel_sum(self.x) / rows
-        np.subtract(self.x, mean, out=xc)
+
+        def centre(part):
+            first, end = self.images[part]
+            np.subtract(self.x[first:end], mean, out=xc[first:end])
+
+        self.streams.run(centre)
         var = channel_dot(xc, xc) / rows
         self.inv_std = 1 / np.sqrt(var + EPS)
         self.a = layer.params["gamma"] * self.inv_std
-        out = self.out
-        np.multiply(xc, self.a, out=out)
-        out += layer.params["beta"]
-        if layer.activation:
-            layer.activation.forward(out)
+        self.streams.run(self._normalise)
         for name, batch_value in (("mean", mean), ("var", var * (rows / max(rows - 1, 1)))):
             running = layer.state[name]
             running *= 1 - MOMENTUM
             running += MOMENTUM * batch_value
 
-    def backward(self):
-        layer, xc, tmp, rows = self.layer, self.xc, self.tmp, self.xc.size // self.xc.shape[-1]
-        dy = self.dy
+    def _normalise(self, part):
+        first, end = self.images[part]
+        layer, out = self.layer, self.out[first:end]
+        np.multiply(self.xc[first:end], self.a, out=out)
+        out += layer.params["beta"]
         if layer.activation:
-            activation_backward(layer.activation, self.out, dy, self.mask)
-        dbeta = channel_sum(dy)
-        dy_xc = channel_dot(dy, xc)  # per channel: sum of dy * (x - mean)
+            layer.activation.forward(out)
+
+    def _activation_backward(self, part):
+        first, end = self.images[part]
+        activation_backward(self.layer.activation, self.out[first:end], self.dy[first:end], self.mask[first:end])
+
+    def backward(self):
+        layer, rows = self.layer, self.xc.size // self.xc.shape[-1]
+        if layer.activation:
+            self.streams.run(self._activation_backward)
+        sums = {}
+        self.streams.both(lambda: sums.update(dbeta=channel_sum(self.dy)),
+                          lambda: sums.update(dy_xc=channel_dot(self.dy, self.xc)))  # sum of dy * (x - mean)
+        dbeta, dy_xc = sums["dbeta"], sums["dy_xc"]
         # dy is dLoss/dy times the batch size: the parameters' gradients are divided by it here.
         self.grads["beta"][...] = dbeta / self.batch
         self.grads["gamma"][...] = dy_xc * self.inv_std / self.batch
         if self.dx is None:
             return
         # dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * inv_std
-        np.multiply(dy, self.a, out=self.dx)
-        np.multiply(xc, self.a * self.inv_std ** 2 * dy_xc / rows, out=tmp)
-        self.dx -= tmp
-        self.dx -= self.a * dbeta / rows
+        scale, shift = self.a * self.inv_std ** 2 * dy_xc / rows, self.a * dbeta / rows
+
+        def input_gradient(part):
+            first, end = self.images[part]
+            dx, tmp = self.dx[first:end], self.tmp[first:end]
+            np.multiply(self.dy[first:end], self.a, out=dx)
+            np.multiply(self.xc[first:end], scale, out=tmp)
+            dx -= tmp
+            dx -= shift
+
+        self.streams.run(input_gradient)

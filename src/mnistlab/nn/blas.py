@@ -52,7 +52,12 @@ def _numpy_openblas():
         for prefix in ("scipy_", ""):  # NumPy's wheels: scipy_sgemm_64_; a plain ILP64 build: sgemm_64_
             names = {f"{p}{op}": f"{prefix}{p}{op}_64_" for p in "sd" for op in ("gemm", "axpy")}
             if all(hasattr(lib, symbol) for symbol in names.values()):
-                return {name: getattr(lib, symbol) for name, symbol in names.items()}, ctypes.c_int64
+                functions = {name: getattr(lib, symbol) for name, symbol in names.items()}
+                threads = f"{prefix}openblas_set_num_threads64_"
+                if hasattr(lib, threads):
+                    functions["set_threads"] = getattr(lib, threads)
+                    functions["set_threads"].argtypes = [ctypes.c_int]
+                return functions, ctypes.c_int64
     return None
 
 
@@ -182,6 +187,74 @@ class Gemm:
     def product(self):
         """out = a @ b (alpha=1, beta=0); replaced in __init__ by a ready-made call."""
         self(1.0, 0.0)
+
+
+def row_parts(out, a, b, bounds):
+    """One Gemm ``out[lo:hi] = a[lo:hi] @ b`` per (lo, hi) of ``bounds``: a product split by its output
+    rows, for the two streams of streams.py. Each output element is the same dot product as in the
+    whole product (checked bit for bit by test_streams)."""
+    return [Gemm(out[lo:hi], a[lo:hi], b) for lo, hi in bounds]
+
+
+def can_set_threads():
+    """Whether ``set_threads`` works: the BLAS in use is NumPy's OpenBLAS."""
+    return "set_threads" in _FUNCTIONS
+
+
+def set_threads(threads):
+    """Set the BLAS library's threads directly (a few microseconds: for use within a step)."""
+    _FUNCTIONS["set_threads"](threads)
+
+
+_EXACT = {}  # (shapes, layouts, bounds, threads) -> whether row parts give the whole product's bits
+
+
+def splits_exactly(out, a, b, bounds, threads):
+    """Whether ``out = a @ b`` computed as the row parts ``bounds``, each on one thread, gives bit for
+    bit the whole product on ``threads`` threads. OpenBLAS's order of summation on several threads
+    depends on the shape (on the 2-core VM: the same as one thread's for 36864 x 289 @ 289 x 64 and
+    for 64 x 32 @ 32 x 2304, another for 64 x 2305 @ 2305 x 32 and 1024 x 1601 @ 1601 x 64), never
+    on the numbers: so one try on random numbers of the same shapes and layouts tells, once per shape.
+    Needs ``can_set_threads()``."""
+    layout = tuple((x.shape, x.strides[0] == x.itemsize and x.ndim == 2 and x.shape[0] > 1) for x in (out, a, b))
+    key = (layout, tuple(bounds), threads, out.dtype.str)
+    if key not in _EXACT:
+        rng = np.random.default_rng(0)
+
+        def like(x):
+            fresh = rng.standard_normal(x.shape).astype(x.dtype)
+            return np.asfortranarray(fresh) if x.strides[0] == x.itemsize and x.shape[0] > 1 else fresh
+
+        o, a2, b2 = like(out), like(a), like(b)
+        exact = True
+        # OpenBLAS picks its kernels by size and by beta (0, 1 or another): a half may get another
+        # one than the whole (a "small matrix" kernel that sums beta * C in another order), so try each.
+        for alpha, beta in ((1.0, 0.0), (-0.37, 0.0), (-0.37, 1.0), (-0.37, 0.61)):
+            whole, parts = o.copy(order="K"), o.copy(order="K")
+            set_threads(threads)
+            try:
+                Gemm(whole, a2, b2)(alpha, beta)
+            finally:
+                set_threads(1)
+            for product in row_parts(parts, a2, b2, bounds):
+                product(alpha, beta)
+            exact = exact and bool(np.array_equal(whole, parts))
+        _EXACT[key] = exact
+    return _EXACT[key]
+
+
+def blas_threads():
+    """The threads BLAS runs a product on now (threadpoolctl's count for the BLAS libraries loaded)."""
+    from threadpoolctl import threadpool_info
+
+    return max([info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"], default=1)
+
+
+def one_thread():
+    """A context running BLAS on one thread (the streams of streams.py are the parallelism then)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def gemm(out, a, b, alpha=1.0, beta=0.0):

@@ -30,10 +30,11 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..arch import INFERENCE_IM2COL_ROWS
 from .activations import ACTIVATIONS
-from .blas import Gemm, gemm
+from .blas import gemm
 from .initializers import INITIALIZERS
 from .layer import Parameter
 from .optimizers import LayerGradient
+from .streams import BARRIER, SERIAL, StreamProduct
 
 # im2col rows per block of inference (about 16 MB of float32 for a 3x3x64 kernel): bounds memory
 # whatever the number of images (arch.py counts it in the resource estimate).
@@ -144,12 +145,13 @@ class Conv2d:
                 self.activation.forward(y)
         return out
 
-    def plan(self, batch, input_grad):
-        return ConvStep(self, batch, input_grad)
+    def plan(self, batch, input_grad, streams=SERIAL):
+        return ConvStep(self, batch, input_grad, streams)
 
 
 class ConvStep:
-    """One training step of a Conv2d at a fixed batch size: buffers and the products bound to them."""
+    """One training step of a Conv2d at a fixed batch size: buffers and the products bound to them.
+    Each of ``streams`` (streams.py) runs the work of its own images, every product split by rows."""
 
     # Images per block of the input gradient's gemm + col2im: the block's columns and image gradient
     # stay in the core's cache between the two.
@@ -160,8 +162,9 @@ class ConvStep:
     # 4.5; 4x4 -> 1x1, 16: 2.9 against 0.4).
     MAX_CORNERS_PER_OUTPUT = 2.0
 
-    def __init__(self, layer, batch, input_grad):
+    def __init__(self, layer, batch, input_grad, streams=SERIAL):
         dt, self.layer, self.batch = layer.dtype, layer, batch
+        self.streams, self.images = streams, streams.parts(batch)  # each stream's (first, end) image
         (h, w, c), (out_h, out_w, f) = layer.in_hwc, layer.out_hwc
         top, _, left, _ = layer.pads
         k, rows = layer.kernel, batch * out_h * out_w
@@ -194,7 +197,8 @@ class ConvStep:
     def bind(self, above):
         layer, batch = self.layer, self.batch
         out_h, out_w, f = layer.out_hwc
-        rows = batch * out_h * out_w
+        per_image = out_h * out_w
+        rows = batch * per_image
         self.above_x = nhwc(above.x, batch, layer.spec.out_shape)
         self.above_dx = nhwc(above.dx, batch, layer.spec.out_shape)
         delta = self.above_dx.reshape(rows, f)  # dLoss/dz times the batch size, overwritten in place
@@ -206,8 +210,9 @@ class ConvStep:
         self.z4 = None if direct else self.z.reshape(self.above_x.shape)
         self.mask = np.empty(self.above_x.shape, bool) if layer.activation else None
         # Keep the Gemm objects: their ``product`` points into arrays they own.
-        self.forward_gemm = Gemm(self.z, self.cols, layer.packed)
-        self.gradient = LayerGradient(self.cols, delta, 1.0 / batch)
+        self.forward_product = StreamProduct(self.streams, self.z, self.cols, layer.packed,
+                                             [(first * per_image, end * per_image) for first, end in self.images])
+        self.gradient = LayerGradient(self.cols, delta, 1.0 / batch, self.streams)
         self.parameters = [Parameter(layer.name, layer.packed, self.gradient,
                                      {f"{layer.name}.weight": slice(0, -1), f"{layer.name}.bias": -1},
                                      decay=slice(0, -1))]
@@ -215,13 +220,13 @@ class ConvStep:
         if self.shifted:
             self.delta4 = delta.reshape(batch, out_h, out_w, f)
             self.input_products = self._shifted_products()
-        elif self.dx is not None:
-            per_image = out_h * out_w
+        elif self.dx is not None:  # col2im, a block of images at a time, each stream its images of it
             for start in range(0, batch, self.block):
                 m = min(self.block, batch - start)
                 self.input_products.append(
-                    (start, m, Gemm(self.dcols[:m * per_image], delta[start * per_image:(start + m) * per_image],
-                                    layer.packed[:-1].T)))
+                    (start, m, StreamProduct(self.streams, self.dcols[:m * per_image],
+                                             delta[start * per_image:(start + m) * per_image], layer.packed[:-1].T,
+                                             [(a * per_image, b * per_image) for a, b in self.streams.parts(m)])))
 
     def _shifted_products(self):
         """The input gradient as K*K gemms, one per kernel position (i, j), each adding
@@ -233,8 +238,9 @@ class ConvStep:
         fixed number of rows (i*Wp + j) further on in both, so each kernel position is one product
         over contiguous rows; corners of no window hold zeros and add nothing. At stride 2 the input
         gradient is split into its four phases (even/odd rows and columns), each on the half-size
-        grid of the corners: position (i, j) lands in phase (i % 2, j % 2), (i // 2, j // 2) away.
-        Returns [(phase, product, overwrites)]: the first product into a phase overwrites it.
+        grid of corners: position (i, j) lands in phase (i % 2, j % 2), (i // 2, j // 2) away.
+        Returns [(phase, StreamProduct, overwrites)]: the first product into a phase overwrites it. A stream's rows are those of its images in the input gradient (the rows
+        it reads from the images before are corners of no window: zeros no stream writes).
         """
         layer, k, s = self.layer, self.layer.kernel, self.layer.stride
         _, hp, wp, f = self.dgrid.shape
@@ -247,51 +253,84 @@ class ConvStep:
                 shift, first = (i // s) * wp + j // s, (i * k + j) * c
                 w_ij = layer.packed[first:first + c]  # (C, F): the rows of kernel position (i, j)
                 dx_rows = self.phases[phase].reshape(-1, c)
-                products.append((phase, Gemm(dx_rows[shift:], d_rows[:rows - shift], w_ij.T),
-                                 phase not in started and shift == 0))
+                bounds = [(max(a * hp * wp - shift, 0), max(b * hp * wp - shift, 0)) for a, b in self.images]
+                products.append((phase, StreamProduct(self.streams, dx_rows[shift:], d_rows[:rows - shift], w_ij.T,
+                                                      bounds), phase not in started and shift == 0))
                 started.add(phase)
         return products
 
     def forward(self, rng):
-        np.copyto(self.cols_view, self.windows)
-        self.forward_gemm.product()
+        self.streams.stages(self._im2col, self.forward_product.stage(), self._activate)
+
+    def _im2col(self, part):
+        first, end = self.images[part]
+        np.copyto(self.cols_view[first:end], self.windows[first:end])
+
+    def _activate(self, part):
+        first, end = self.images[part]
         act = self.layer.activation
         if self.z4 is None:
             if act:
-                act.forward(self.z)
+                per_image = self.layer.out_hwc[0] * self.layer.out_hwc[1]
+                act.forward(self.z[first * per_image:end * per_image])
         elif act and act.name == "relu":
-            np.maximum(self.z4, _ZERO, out=self.above_x)  # activation and copy in one pass
+            np.maximum(self.z4[first:end], _ZERO, out=self.above_x[first:end])  # activation and copy in one pass
         else:
-            np.copyto(self.above_x, act.forward(self.z4) if act else self.z4)
+            z4 = self.z4[first:end]
+            np.copyto(self.above_x[first:end], act.forward(z4) if act else z4)
 
     def backward(self):
-        layer = self.layer
-        if layer.activation:
-            activation_backward(layer.activation, self.above_x, self.above_dx, self.mask)
-        if self.dx is None:
-            return
-        k, s = layer.kernel, layer.stride
-        out_h, out_w, c = layer.out_hwc[0], layer.out_hwc[1], layer.in_hwc[2]
-        dpadded = self.dpadded
+        stages = [self._activation_backward]
         if self.shifted:
-            self.dgrid[:, :out_h, :out_w] = self.delta4
-            for _, product, overwrites in self.input_products:
-                product(1.0, 0.0 if overwrites else 1.0)
-            if s > 1:  # the phases back into place
-                _, hp, wp, _ = dpadded.shape
-                for (p, q), phase in self.phases.items():
-                    np.copyto(dpadded[:, p::s, q::s], phase[:, :(hp - p + s - 1) // s, :(wp - q + s - 1) // s])
-        for start, m, product in [] if self.shifted else self.input_products:
-            product.product()  # dcols = delta @ W.T for this block of images
-            block = dpadded[start:start + m]
+            stages += [self._place_delta, *[product.stage(1.0, 0.0 if overwrites else 1.0)
+                                            for _, product, overwrites in self.input_products], self._gather]
+        elif self.dx is not None:
+            for start, m, product in self.input_products:  # the blocks share dcols: one after the other
+                stages += [product.stage(), self._col2im(start, m), BARRIER]
+            stages.append(self._gather)
+        self.streams.stages(*stages)
+
+    def _activation_backward(self, part):
+        first, end = self.images[part]
+        if self.layer.activation:
+            activation_backward(self.layer.activation, self.above_x[first:end], self.above_dx[first:end],
+                                self.mask[first:end])
+
+    def _place_delta(self, part):
+        """The output gradient at each window's corner of the stream's images."""
+        first, end = self.images[part]
+        out_h, out_w, _ = self.layer.out_hwc
+        self.dgrid[first:end, :out_h, :out_w] = self.delta4[first:end]
+
+    def _col2im(self, start, m):
+        """A stage adding the block's columns (dcols = delta @ W.T) of each stream's images onto the
+        input gradient: each kernel position onto a strided slice (np.add.at does it in one call,
+        and 20-50x slower)."""
+        layer = self.layer
+        k, s, c = layer.kernel, layer.stride, layer.in_hwc[2]
+        out_h, out_w, _ = layer.out_hwc
+        parts = self.streams.parts(m)
+
+        def add(part):
+            first, end = parts[part]
+            block = self.dpadded[start + first:start + end]
             block[...] = 0
-            dwin = self.dcols[:m * out_h * out_w].reshape(m, out_h, out_w, k, k, c)
-            # Col2im: each kernel position adds its columns onto a strided slice of the input
-            # gradient (np.add.at does it in one call, and 20-50x slower).
+            dwin = self.dcols[first * out_h * out_w:end * out_h * out_w].reshape(end - first, out_h, out_w, k, k, c)
             for i in range(k):
                 for j in range(k):
                     block[:, i:i + s * out_h:s, j:j + s * out_w:s] += dwin[:, :, :, i, j]
+        return add
+
+    def _gather(self, part):
+        """The stream's images of the input gradient into place: the phases (stride 2), the padding off."""
+        layer, (first, end) = self.layer, self.images[part]
+        s, dpadded = layer.stride, self.dpadded
+        if self.shifted and s > 1:
+            _, hp, wp, _ = dpadded.shape
+            for (p, q), phase in self.phases.items():
+                np.copyto(dpadded[first:end, p::s, q::s],
+                          phase[first:end, :(hp - p + s - 1) // s, :(wp - q + s - 1) // s])
         if self.dx is not dpadded:
             top, _, left, _ = layer.pads
             h, w, _ = layer.in_hwc
-            np.copyto(self.dx, dpadded[:, top:top + h, left:left + w])
+            np.copyto(self.dx[first:end], dpadded[first:end, top:top + h, left:left + w])

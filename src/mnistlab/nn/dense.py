@@ -25,6 +25,7 @@ from .blas import Gemm, gemm
 from .initializers import INITIALIZERS
 from .layer import Parameter
 from .optimizers import LayerGradient
+from .streams import SERIAL, StreamProduct
 
 WIDE = 256  # a layer whose fan_in and fan_out are both at least this gets column-major scratch
 
@@ -59,16 +60,18 @@ class Dense:
             a = gemm(out, a, W, beta=1.0)
         return self.activation.forward(a) if self.activation else a
 
-    def plan(self, batch, input_grad):
-        return DenseStep(self, batch, input_grad)
+    def plan(self, batch, input_grad, streams=SERIAL):
+        return DenseStep(self, batch, input_grad, streams)
 
 
 class DenseStep:
-    """One training step of a Dense layer at a fixed batch size: buffers, and the products bound to them."""
+    """One training step of a Dense layer at a fixed batch size: buffers, and the products bound to them.
+    With two ``streams`` (streams.py; a CNN's fc layers) each runs its own rows; an MLP runs one."""
 
-    def __init__(self, layer, batch, input_grad):
+    def __init__(self, layer, batch, input_grad, streams=SERIAL):
         dt, P = layer.packed.dtype, layer.packed
         self.layer, self.batch = layer, batch
+        self.streams = streams
         fan_in = P.shape[0] - 1
         # The input, ending in a column of ones (the bias), and dLoss/dinput, whose last column is
         # never written by BLAS and stays 0.
@@ -110,8 +113,14 @@ class DenseStep:
         if self.dx is not None:
             target = self.dx_full[:, :-1] if self.scratch is None else self.scratch
             self.input_product = Gemm(target, delta, layer.packed[:-1].T)
+        if self.streams.count > 1:  # the same work, each stream its own rows
+            self.rows = self.streams.parts(batch)
+            self.products = StreamProduct(self.streams, out, self.x_full, layer.packed, self.rows).stage()
+            self.input_products = (StreamProduct(self.streams, target, delta, layer.packed[:-1].T, self.rows).stage()
+                                   if self.dx is not None else None)
+            self.forward, self.backward = self._forward_streams, self._backward_streams
         # delta is dLoss/dz times the batch size (the mean's 1/batch is applied in the update).
-        gradient = LayerGradient(self.x_full, delta, 1.0 / batch)
+        gradient = LayerGradient(self.x_full, delta, 1.0 / batch, self.streams)
         self.parameters = [Parameter(layer.name, layer.packed, gradient,
                                      {f"{layer.name}.weight": slice(0, -1), f"{layer.name}.bias": -1},
                                      decay=slice(0, -1))]
@@ -147,3 +156,49 @@ class DenseStep:
             self.input_product.product()
             if self.scratch is not None:
                 self.dx_full[:, :-1] = self.scratch
+
+    # Two streams: the steps above, each on its own rows (the dropout mask drawn whole first).
+
+    def _forward_streams(self, rng):
+        if self.mask is not None:
+            self.drawn = rng.random((self.batch, self.acts.shape[1] - 1), dtype=np.float32)
+        self.streams.stages(self.products, self._forward_part)
+
+    def _forward_part(self, part):
+        first, end = self.rows[part]
+        if self.acts is None:
+            return
+        a, act = self.acts[first:end], self.act
+        if act is not None:
+            act.forward(a)
+            if not act.keeps_one:
+                a[:, -1] = 1
+        if self.mask is not None:
+            keep = self.keep
+            np.divide(self.drawn[first:end] < keep, np.float32(keep), out=self.mask[first:end, :-1])
+            np.multiply(a, self.mask[first:end], out=self.dropped[first:end])
+        if self.copy_to is not None:
+            self.copy_to[first:end] = (self.dropped if self.mask is not None else self.acts)[first:end, :-1]
+
+    def _backward_streams(self):
+        stages = [self._backward_part]
+        if self.input_products is not None:
+            stages.append(self.input_products)
+            if self.scratch is not None:
+                stages.append(self._unscratch)
+        self.streams.stages(*stages)
+
+    def _unscratch(self, part):
+        first, end = self.rows[part]
+        self.dx_full[first:end, :-1] = self.scratch[first:end]
+
+    def _backward_part(self, part):
+        first, end = self.rows[part]
+        if self.back is not None:
+            below = self.back[first:end]
+            if self.copy_to is not None:
+                below[:, :-1] = self.copy_from[first:end]
+            if self.mask is not None:
+                below *= self.mask[first:end]
+            if self.act is not None:
+                self.act.backward(self.acts[first:end], below)

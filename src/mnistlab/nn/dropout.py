@@ -7,6 +7,7 @@ so a seed repeats a run bit for bit.
 import numpy as np
 
 from .conv2d import nhwc
+from .streams import SERIAL
 
 
 class Dropout:
@@ -26,16 +27,21 @@ class Dropout:
         """Inference: the identity (a new array)."""
         return np.array(x, self.dtype)
 
-    def plan(self, batch, input_grad):
-        return DropoutStep(self, batch, input_grad)
+    def plan(self, batch, input_grad, streams=SERIAL):
+        return DropoutStep(self, batch, input_grad, streams)
 
 
 class DropoutStep:
-    def __init__(self, layer, batch, input_grad):
+    """The mask is drawn whole (one draw from the generator, as ever); each of ``streams`` (streams.py)
+    applies it to its own images."""
+
+    def __init__(self, layer, batch, input_grad, streams=SERIAL):
         self.layer, self.batch = layer, batch
+        self.streams, self.images = streams, streams.parts(batch)
         shape = nhwc(np.empty((batch, *layer.spec.in_shape), layer.dtype), batch, layer.spec.in_shape).shape
         self.x = np.empty(shape, layer.dtype)
         self.mask = np.empty(shape, layer.dtype)
+        self.kept = np.empty(shape, bool)
         self.dx = np.empty(shape, layer.dtype) if input_grad else None
         self.parameters = []
 
@@ -44,11 +50,20 @@ class DropoutStep:
         self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
 
     def forward(self, rng):
+        self.drawn = rng.random(self.mask.shape, dtype=np.float32)
+        self.streams.run(self._forward)
+
+    def _forward(self, part):
+        first, end = self.images[part]
         keep = 1.0 - self.layer.rate
-        drawn = rng.random(self.mask.shape, dtype=np.float32) < keep
-        np.multiply(drawn, self.layer.dtype.type(1 / keep), out=self.mask)
-        np.multiply(self.x, self.mask, out=self.out)
+        np.less(self.drawn[first:end], keep, out=self.kept[first:end])
+        np.multiply(self.kept[first:end], self.layer.dtype.type(1 / keep), out=self.mask[first:end])
+        np.multiply(self.x[first:end], self.mask[first:end], out=self.out[first:end])
 
     def backward(self):
         if self.dx is not None:
-            np.multiply(self.dy, self.mask, out=self.dx)
+            self.streams.run(self._backward)
+
+    def _backward(self, part):
+        first, end = self.images[part]
+        np.multiply(self.dy[first:end], self.mask[first:end], out=self.dx[first:end])

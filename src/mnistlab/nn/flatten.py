@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .conv2d import nhwc
+from .streams import SERIAL
 
 
 class Flatten:
@@ -24,16 +25,17 @@ class Flatten:
         """Inference: x (n, *in_shape) -> (n, features), a view when x is contiguous."""
         return np.asarray(x, self.dtype).reshape(len(x), -1)
 
-    def plan(self, batch, input_grad):
-        return FlattenStep(self, batch, input_grad)
+    def plan(self, batch, input_grad, streams=SERIAL):
+        return FlattenStep(self, batch, input_grad, streams)
 
 
 class FlattenStep:
     """Copies in both directions (the layers on either side own their buffers); a few hundred
-    kilobytes a step."""
+    kilobytes a step, each of ``streams`` (streams.py) its own images."""
 
-    def __init__(self, layer, batch, input_grad):
+    def __init__(self, layer, batch, input_grad, streams=SERIAL):
         self.layer, self.batch = layer, batch
+        self.streams, self.images = streams, streams.parts(batch)
         shape = nhwc(np.empty((batch, math.prod(layer.spec.in_shape)), layer.dtype), batch,
                      layer.spec.in_shape).shape
         self.x = np.empty(shape, layer.dtype)
@@ -45,8 +47,16 @@ class FlattenStep:
         self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
 
     def forward(self, rng):
-        np.copyto(self.out, self.x.reshape(self.batch, -1))
+        self.streams.run(self._forward)
+
+    def _forward(self, part):
+        first, end = self.images[part]
+        np.copyto(self.out[first:end], self.x[first:end].reshape(end - first, -1))
 
     def backward(self):
         if self.dx is not None:
-            np.copyto(self.dx.reshape(self.batch, -1), self.dy)
+            self.streams.run(self._backward)
+
+    def _backward(self, part):
+        first, end = self.images[part]
+        np.copyto(self.dx[first:end].reshape(end - first, -1), self.dy[first:end])

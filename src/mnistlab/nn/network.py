@@ -13,8 +13,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..arch import hidden_arch, resolve
+from .blas import blas_threads, can_set_threads, one_thread
 from .layer import LossHead, build_layer
 from .losses import SoftmaxCrossEntropy, epoch_totals, fused_gradient
+from .streams import SERIAL, Streams
 
 CHUNK = 10_000  # rows evaluated at once: bounds inference memory for any layer type
 
@@ -52,6 +54,7 @@ class Network:
         self.loss = SoftmaxCrossEntropy()
         self._dtype = np.dtype(dtype)
         self._plans = {}
+        self._streams = None
 
     @classmethod
     def build(cls, arch, init, rng, dtype=np.float32):
@@ -150,13 +153,24 @@ class Network:
 
     # Training --------------------------------------------------------------------------------
 
-    def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng=None, progress=None):
+    def train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng=None, progress=None, streams=None):
         """Train on x (n, features) in mini-batches of ``batch_size``, in the order given.
 
         labels: (n,) integers. ``rng`` draws the dropout masks. ``progress(seen, loss_sum, correct)``
         is called now and then with running totals. Returns an EpochResult, each batch counted before
-        its update. Run inside ``blas.thread_limits()``, as the Trainer does.
+        its update. Run inside ``blas.thread_limits()``, as the Trainer does. ``streams``: run each
+        step as two streams (streams.py; BLAS on one thread meanwhile), bit for bit the same result;
+        by default a network with conv layers does when BLAS has two threads or more, an MLP never.
         """
+        if streams is None:
+            streams = any(layer.kind == "conv" for layer in self.layers)
+        threads = blas_threads() if streams and can_set_threads() else 1
+        if threads > 1:
+            with one_thread():
+                return self._train_epoch(x, labels, batch_size, optimizer, learning_rate, rng, progress, threads)
+        return self._train_epoch(x, labels, batch_size, optimizer, learning_rate, rng, progress, None)
+
+    def _train_epoch(self, x, labels, batch_size, optimizer, learning_rate, rng, progress, threads):
         n, classes = len(x), self.classes
         labels = np.asarray(labels, dtype=np.intp)
         x = np.asarray(x, dtype=self.dtype)
@@ -169,10 +183,10 @@ class Network:
         loss_sum, correct, counted = 0.0, 0, 0
         batches = -(-n // batch_size)
         every = max(1, batches // 50)
-        full = self._plan(batch_size) if n >= batch_size else None
+        full = self._plan(batch_size, threads) if n >= batch_size else None
         for k, start in enumerate(range(0, n, batch_size)):
             end = start + batch_size
-            plan = full if end <= n else self._plan(n - start)
+            plan = full if end <= n else self._plan(n - start, threads)
             plan.step(x[start:end], onehot[start:end], shifted[start:end], sums[start:end], optimizer,
                       learning_rate, rng)
             if progress and (k % every == every - 1 or k == batches - 1):
@@ -185,10 +199,10 @@ class Network:
             loss_sum, correct = loss_sum + loss, correct + right
         return EpochResult(loss_sum / max(n, 1), correct)
 
-    def train_step(self, x, labels, optimizer, learning_rate, rng=None):
+    def train_step(self, x, labels, optimizer, learning_rate, rng=None, streams=None):
         """One forward/backward pass on a batch and the optimizer's update of every layer; an
         EpochResult of the batch before the update."""
-        return self.train_epoch(x, labels, max(len(x), 1), optimizer, learning_rate, rng)
+        return self.train_epoch(x, labels, max(len(x), 1), optimizer, learning_rate, rng, streams=streams)
 
     def gradients(self, x, labels, rng=None):
         """Gradients (loss, {tensor name: gradient}) for a batch, leaving the weights untouched."""
@@ -196,20 +210,26 @@ class Network:
         loss, _ = self.train_step(x, labels, grabber, 0.0, rng)
         return Gradients(loss, grabber.tensors)
 
-    def _plan(self, batch):
+    def _plan(self, batch, threads=None):
         # Buffers and bound products for one batch size, reused by every step of that size:
         # allocating or binding per step costs more than the arithmetic for small batches.
-        key = (batch, self.dtype)
+        # ``threads``: run as two streams, whose products give the bits of BLAS on that many threads.
+        key = (batch, self.dtype, threads)
         if key not in self._plans:
-            self._plans[key] = _StepPlan(self, batch)
+            streams = SERIAL
+            if threads:
+                if self._streams is None or self._streams.threads != threads:
+                    self._streams = Streams(threads)  # one helper thread, kept while the threads are
+                streams = self._streams
+            self._plans[key] = _StepPlan(self, batch, streams)
         return self._plans[key]
 
 
 class _StepPlan:
     """One training step at a fixed batch size: each layer's step, bound to the one above."""
 
-    def __init__(self, net, batch):
-        self.steps = [layer.plan(batch, i > 0) for i, layer in enumerate(net.layers)]
+    def __init__(self, net, batch, streams=SERIAL):
+        self.steps = [layer.plan(batch, i > 0, streams) for i, layer in enumerate(net.layers)]
         self.head = LossHead(batch, net.classes, net.dtype)
         for step, above in zip(self.steps, self.steps[1:] + [self.head]):
             step.bind(above)

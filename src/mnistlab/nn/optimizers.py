@@ -12,17 +12,25 @@ by rule: never biases or norm parameters).
 
 import numpy as np
 
-from .blas import Axpy, Gemm
+from .blas import Axpy
+from .streams import SERIAL, StreamProduct
 
 
 class LayerGradient:
     """The gradient ``dP = scale * inputs.T @ delta`` of one layer's parameters, never formed unless
-    asked for: ``add_to`` folds it into an update of another array in one gemm."""
+    asked for: ``add_to`` folds it into an update of another array in one gemm. With two ``streams``
+    (streams.py) each product is split by its output rows, one half a stream: every element is still
+    one dot product over the whole batch."""
 
-    def __init__(self, inputs, delta, scale=1.0):
+    def __init__(self, inputs, delta, scale=1.0, streams=SERIAL):
         self.inputs, self.delta, self.scale = inputs, delta, float(scale)
-        self._products = {}  # (id of target, split) -> bound Gemm(s); they keep the target alive
+        self.streams = streams
+        self._products = {}  # (id of target, split) -> bound Gemms; they keep the target alive
         self._target = self._split = self._bound = None  # the last target's products
+
+    def _product(self, out, inputs):
+        """out = inputs.T @ delta as a StreamProduct, each stream's rows of out."""
+        return StreamProduct(self.streams, out, inputs.T, self.delta, self.streams.parts(len(out)))
 
     def add_to(self, target, alpha, beta=1.0, undecayed_beta=None):
         """target = beta * target + alpha * dP, in place; the bias row scaled by ``undecayed_beta`` if
@@ -32,19 +40,20 @@ class LayerGradient:
             key = (id(target), split)
             if key not in self._products:
                 self._products[key] = (
-                    (Gemm(target[:-1], self.inputs[:, :-1].T, self.delta),
-                     Gemm(target[-1:], self.inputs[:, -1:].T, self.delta)) if split
-                    else (Gemm(target, self.inputs.T, self.delta), None))
+                    (self._product(target[:-1], self.inputs[:, :-1]),
+                     StreamProduct(self.streams, target[-1:], self.inputs[:, -1:].T, self.delta, [(0, 1)]))
+                    if split else (self._product(target, self.inputs), None))
             self._target, self._split, self._bound = target, split, self._products[key]
         weights, bias = self._bound
-        weights(alpha * self.scale, beta)
-        if split:
-            bias(alpha * self.scale, undecayed_beta)
+        a = alpha * self.scale
+        self.streams.stages(weights.stage(a, beta))
+        if split:  # the bias row: one product, here
+            (bias.parts[0] if bias.split else bias.whole)(a, undecayed_beta)
 
     def value(self):
         """dP as a new array."""
         out = np.empty((self.inputs.shape[1], self.delta.shape[1]), self.delta.dtype)
-        Gemm(out, self.inputs.T, self.delta)(self.scale)
+        self.streams.stages(self._product(out, self.inputs).stage(self.scale))
         return out
 
 
