@@ -36,6 +36,7 @@ Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -54,7 +55,7 @@ from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.nn import Network, Sgd  # noqa: E402
 from mnistlab.nn.losses import fused_gradient  # noqa: E402
 
-from mnistlab.nn.blas import LIBRARY, thread_limits, threads_for  # noqa: E402
+from mnistlab.nn.blas import LIBRARY, can_set_threads, one_thread, thread_limits, threads_for  # noqa: E402
 try:
     import torch
     import torch.nn.functional as F
@@ -135,15 +136,18 @@ def torch_cnn(net):
 
 def conv_gflops(net, x, y, batch, threads, steps, rng):
     """GFLOP/s of the conv layers alone: ``steps`` training steps driven as Network.train_epoch
-    drives them, with each conv step's forward, backward and SGD update timed."""
-    plan, opt = net._plan(batch), Sgd(momentum=0.0, nesterov=False)
+    drives them (as two streams on two threads or more), with each conv step's forward, backward and
+    SGD update timed."""
+    opt = Sgd(momentum=0.0, nesterov=False)
     n, classes = steps * batch, net.classes
     onehot = np.zeros((n, classes), net.dtype)
     onehot[np.arange(n), y[:n]] = 1
     shifted, sums = np.empty((n, classes), net.dtype), np.empty((n, 1), net.dtype)
     is_conv = [layer.kind == "conv" for layer in net.layers]
     spent, clock = 0.0, time.perf_counter
-    with thread_limits(threads):
+    streams = threads > 1 and can_set_threads()
+    with thread_limits(threads), one_thread() if streams else contextlib.nullcontext():
+        plan = net._plan(batch, threads if streams else None)
         for k in range(steps):
             rows = slice(k * batch, (k + 1) * batch)
             plan.input[...] = x[rows].reshape(plan.input.shape)

@@ -24,6 +24,11 @@ network builds it from the resolved spec and never looks inside it. A layer clas
 - ``plan(self, batch, input_grad)``: a step object for training at one batch size, made once and
   reused by every step of that size, so buffers and bound products are set up once.
   ``input_grad``: whether the layer below needs dLoss/dinput (False for the first layer: skip it).
+  Optionally ``plan(self, batch, input_grad, streams=SERIAL)``: a CNN's step then runs as two streams
+  (streams.py) when BLAS has two threads: the step splits its row-independent work with
+  ``streams.run``/``streams.stages`` and its products with ``StreamProduct``, so that the result is
+  bit for bit the one-stream step's. A network with a layer whose ``plan`` takes no ``streams`` runs
+  as one stream.
 
 A step (whatever ``plan`` returns) has:
 

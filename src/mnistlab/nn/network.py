@@ -8,6 +8,7 @@ down. ``logits``/``predict``/``evaluate`` run inference through each layer's ``f
 The network knows no layer's insides: parameters are reached by name (``tensors()``).
 """
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -162,8 +163,9 @@ class Network:
         step as two streams (streams.py; BLAS on one thread meanwhile), bit for bit the same result;
         by default a network with conv layers does when BLAS has two threads or more, an MLP never.
         """
-        if streams is None:
-            streams = any(layer.kind == "conv" for layer in self.layers)
+        if streams is None:  # a layer whose plan takes no streams (an older protocol) runs the network on one
+            streams = (any(layer.kind == "conv" for layer in self.layers)
+                       and all("streams" in inspect.signature(layer.plan).parameters for layer in self.layers))
         threads = blas_threads() if streams and can_set_threads() else 1
         if threads > 1:
             with one_thread():
@@ -229,7 +231,8 @@ class _StepPlan:
     """One training step at a fixed batch size: each layer's step, bound to the one above."""
 
     def __init__(self, net, batch, streams=SERIAL):
-        self.steps = [layer.plan(batch, i > 0, streams) for i, layer in enumerate(net.layers)]
+        self.steps = [layer.plan(batch, i > 0, streams) if streams is not SERIAL else layer.plan(batch, i > 0)
+                      for i, layer in enumerate(net.layers)]
         self.head = LossHead(batch, net.classes, net.dtype)
         for step, above in zip(self.steps, self.steps[1:] + [self.head]):
             step.bind(above)
