@@ -13,6 +13,7 @@ import pytest
 
 from conftest import SRC, assert_one_line_error
 from mnistlab.experiments import load_study, run_study
+from mnistlab.experiments.study import QUICK_REPEATS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(EXPERIMENTS.glob("*.toml"))
@@ -40,7 +41,7 @@ def test_the_shipped_studies_are_the_reports_five_and_more():
 def test_every_shipped_study_runs_quick(path, tmp_path):
     out, rows = run_study(path, tmp_path / "out", jobs=2, quick=True, log=lambda m: None)
     study = load_study(path)
-    assert len(rows) == 2 * len(study.configurations())  # every configuration, 2 repeats
+    assert len(rows) == min(study.repeats, QUICK_REPEATS) * len(study.configurations())  # every configuration
     assert {r["status"] for r in rows} <= {"finished", "diverged"}
     table = read_csv(out / "table.csv")
     assert [t["config"] for t in table] == [c.key for c in study.configurations()]
@@ -70,6 +71,14 @@ def test_a_sweep_writes_one_row_per_run_with_the_varied_keys_and_seeds(tiny, tmp
     accuracies = [float(r["test_accuracy"]) for r in runs if r["batch_size"] == "16"]
     assert float(table["batch_size=16"]["mean"]) == pytest.approx(sum(accuracies) / 2, abs=1e-5)
     assert float(table["batch_size=16"]["difference"]) == pytest.approx(100 * (sum(accuracies) / 2 - 0.9), abs=0.01)
+
+
+def test_a_study_file_can_name_its_configurations_for_the_tables(tiny, tmp_path):
+    study = write_study(tmp_path, tiny, '[[grid]]\nbatch_size = [16, 32]\n[labels]\n"batch_size=16" = "small batches"\n')
+    out, _ = run_study(study, tmp_path / "out", jobs=1, log=lambda m: None)
+    labels = {t["config"]: t["label"] for t in read_csv(out / "table.csv")}
+    assert labels == {"batch_size=16": "small batches", "batch_size=32": "batch_size 32"}
+    assert "| small batches |" in (out / "table.md").read_text()
 
 
 def test_a_varied_setting_named_like_a_result_keeps_both_columns(tiny, tmp_path):
@@ -125,6 +134,8 @@ def test_a_diverging_run_is_a_result_not_a_crash(tiny, tmp_path):
     ("[[grid]]\nbatch_size = [-1]\n", "batch_size"),
     ("[[grid]]\nseed = [1, 2]\n", "seed"),
     ('[report]\n"batch_size=7" = 0.9\n', "batch_size=7"),
+    ('[[grid]]\nbatch_size = [16]\n[labels]\n"batch_size=7" = "seven"\n', "batch_size=7"),
+    ('[[grid]]\nbatch_size = [16]\n[labels]\n"batch_size=16" = ""\n', "[labels]"),
     ("colour = 3\n", "colour"),
     ("[[grid\n", "not valid TOML"),
 ])
