@@ -160,11 +160,10 @@ class DenseStep:
     # Two streams: the steps above, each on its own rows (the dropout mask drawn whole first).
 
     def _forward_streams(self, rng):
-        if self.mask is not None:
-            self.drawn = rng.random((self.batch, self.acts.shape[1] - 1), dtype=np.float32)
-        self.streams.stages(self.products, self._forward_part)
+        drawn = None if self.mask is None else rng.random((self.batch, self.acts.shape[1] - 1), dtype=np.float32)
+        self.streams.stages(self.products, lambda part: self._forward_part(part, drawn))
 
-    def _forward_part(self, part):
+    def _forward_part(self, part, drawn):
         first, end = self.rows[part]
         if self.acts is None:
             return
@@ -175,7 +174,7 @@ class DenseStep:
                 a[:, -1] = 1
         if self.mask is not None:
             keep = self.keep
-            np.divide(self.drawn[first:end] < keep, np.float32(keep), out=self.mask[first:end, :-1])
+            np.divide(drawn[first:end] < keep, np.float32(keep), out=self.mask[first:end, :-1])
             np.multiply(a, self.mask[first:end], out=self.dropped[first:end])
         if self.copy_to is not None:
             self.copy_to[first:end] = (self.dropped if self.mask is not None else self.acts)[first:end, :-1]

@@ -41,7 +41,6 @@ class DropoutStep:
         shape = nhwc(np.empty((batch, *layer.spec.in_shape), layer.dtype), batch, layer.spec.in_shape).shape
         self.x = np.empty(shape, layer.dtype)
         self.mask = np.empty(shape, layer.dtype)
-        self.kept = np.empty(shape, bool)
         self.dx = np.empty(shape, layer.dtype) if input_grad else None
         self.parameters = []
 
@@ -50,14 +49,13 @@ class DropoutStep:
         self.dy = nhwc(above.dx, self.batch, self.layer.spec.out_shape)
 
     def forward(self, rng):
-        self.drawn = rng.random(self.mask.shape, dtype=np.float32)
-        self.streams.run(self._forward)
+        drawn = rng.random(self.mask.shape, dtype=np.float32)  # a temporary, as the mask's comparison
+        self.streams.run(lambda part: self._forward(part, drawn))
 
-    def _forward(self, part):
+    def _forward(self, part, drawn):
         first, end = self.images[part]
         keep = 1.0 - self.layer.rate
-        np.less(self.drawn[first:end], keep, out=self.kept[first:end])
-        np.multiply(self.kept[first:end], self.layer.dtype.type(1 / keep), out=self.mask[first:end])
+        np.multiply(drawn[first:end] < keep, self.layer.dtype.type(1 / keep), out=self.mask[first:end])
         np.multiply(self.x[first:end], self.mask[first:end], out=self.out[first:end])
 
     def backward(self):
