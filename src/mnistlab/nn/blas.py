@@ -206,15 +206,41 @@ def set_threads(threads):
     _FUNCTIONS["set_threads"](threads)
 
 
-_EXACT = {}  # (shapes, layouts, bounds, threads) -> whether row parts give the whole product's bits
+_EXACT = {}  # (shapes, layouts, bounds, threads) -> the inner-dimension blocks that give the whole product's bits
+# OpenBLAS's inner-dimension block (GEMM_Q) for float32 on the 2-core VM's kernels (SkylakeX: 448),
+# and others to try on other machines.
+_BLOCKS = (448, 384, 512, 256, 320, 576, 640, 768)
 
 
-def splits_exactly(out, a, b, bounds, threads):
-    """Whether ``out = a @ b`` computed as the row parts ``bounds``, each on one thread, gives bit for
-    bit the whole product on ``threads`` threads. OpenBLAS's order of summation on several threads
-    depends on the shape (on the 2-core VM: the same as one thread's for 36864 x 289 @ 289 x 64 and
-    for 64 x 32 @ 32 x 2304, another for 64 x 2305 @ 2305 x 32 and 1024 x 1601 @ 1601 x 64), never
-    on the numbers: so one try on random numbers of the same shapes and layouts tells, once per shape.
+def inner_blocks(k, q):
+    """[(start, end)] of the inner dimension k as OpenBLAS's threaded driver blocks it: q at a time,
+    and a rest between q and 2q in two halves, the first rounded up."""
+    blocks, start = [], 0
+    while start < k:
+        size = k - start
+        if size >= 2 * q:
+            size = q
+        elif size > q:
+            size = (size + 1) // 2
+        blocks.append((start, start + size))
+        start += size
+    return blocks
+
+
+def blocked_parts(out, a, b, bounds, blocks):
+    """[[Gemm of each inner block] of each row part]: run a part's in order, the first with the
+    product's beta, the others adding on (beta 1)."""
+    return [[Gemm(out[lo:hi], a[lo:hi, start:end], b[start:end]) for start, end in blocks] for lo, hi in bounds]
+
+
+def exact_blocks(out, a, b, bounds, threads):
+    """The inner-dimension blocks with which ``out = a @ b``, computed as the row parts ``bounds`` one
+    thread each and block after block, gives bit for bit the whole product on ``threads`` threads;
+    None if no way tried does. OpenBLAS on several threads blocks the inner dimension otherwise than
+    on one (a rest between 448 and 896 halved, rounded up instead of down: 801 as 401 + 400, not
+    400 + 401), and may give a part another kernel than the whole (a "small matrix" kernel that adds
+    beta * C in another order); which, depends on the shapes and layouts, never on the numbers: so
+    each way is tried once per shape on random numbers, for each kind of alpha and beta.
     Needs ``can_set_threads()``."""
     layout = tuple((x.shape, x.strides[0] == x.itemsize and x.ndim == 2 and x.shape[0] > 1) for x in (out, a, b))
     key = (layout, tuple(bounds), threads, out.dtype.str)
@@ -226,21 +252,28 @@ def splits_exactly(out, a, b, bounds, threads):
             return np.asfortranarray(fresh) if x.strides[0] == x.itemsize and x.shape[0] > 1 else fresh
 
         o, a2, b2 = like(out), like(a), like(b)
-        exact = True
-        # OpenBLAS picks its kernels by size and by beta (0, 1 or another): a half may get another
-        # one than the whole (a "small matrix" kernel that sums beta * C in another order), so try each.
-        for alpha, beta in ((1.0, 0.0), (-0.37, 0.0), (-0.37, 1.0), (-0.37, 0.61)):
-            whole, parts = o.copy(order="K"), o.copy(order="K")
-            set_threads(threads)
-            try:
-                Gemm(whole, a2, b2)(alpha, beta)
-            finally:
-                set_threads(1)
-            for product in row_parts(parts, a2, b2, bounds):
-                product(alpha, beta)
-            exact = exact and bool(np.array_equal(whole, parts))
-        _EXACT[key] = exact
+        k = a.shape[1]
+        ways = [[(0, k)]] + [blocks for q in _BLOCKS if k > q for blocks in [inner_blocks(k, q)]]
+        _EXACT[key] = None
+        for blocks in ways:
+            if all(_same_bits(o, a2, b2, bounds, blocks, threads, alpha, beta)
+                   for alpha, beta in ((1.0, 0.0), (-0.37, 0.0), (-0.37, 1.0), (-0.37, 0.61))):
+                _EXACT[key] = blocks
+                break
     return _EXACT[key]
+
+
+def _same_bits(o, a, b, bounds, blocks, threads, alpha, beta):
+    whole, parts = o.copy(order="K"), o.copy(order="K")
+    set_threads(threads)
+    try:
+        Gemm(whole, a, b)(alpha, beta)
+    finally:
+        set_threads(1)
+    for part in blocked_parts(parts, a, b, bounds, blocks):
+        for i, product in enumerate(part):
+            product(alpha, beta if i == 0 else 1.0)
+    return bool(np.array_equal(whole, parts))
 
 
 def blas_threads():

@@ -48,7 +48,7 @@ class LayerGradient:
         a = alpha * self.scale
         self.streams.stages(weights.stage(a, beta))
         if split:  # the bias row: one product, here
-            (bias.parts[0] if bias.split else bias.whole)(a, undecayed_beta)
+            bias.run_part(0, a, undecayed_beta) if bias.split else bias.whole(a, undecayed_beta)
 
     def value(self):
         """dP as a new array."""

@@ -22,7 +22,7 @@ run here), which every layer also uses outside training, and which MLPs always u
 import threading
 import weakref
 
-from .blas import Gemm, row_parts, set_threads, splits_exactly
+from .blas import Gemm, blocked_parts, exact_blocks, set_threads
 
 
 def _together(group):
@@ -130,17 +130,23 @@ def _stop(go, job):
 
 class StreamProduct:
     """``out = alpha * a @ b + beta * out`` in a step run as ``streams``: split by the row ``bounds``
-    (each stream's) when that gives the bits of the whole product on the streams' BLAS threads
-    (``blas.splits_exactly``), else run whole on those threads. ``stage(alpha, beta)`` is the product
-    as a stage of ``Streams.stages``."""
+    (each stream's), in the blocks of the inner dimension that give the bits of the whole product
+    on the streams' BLAS threads (``blas.exact_blocks``); if none does, run whole on those threads.
+    ``stage(alpha, beta)`` is the product as a stage of ``Streams.stages``."""
 
     def __init__(self, streams, out, a, b, bounds):
-        self.parts = row_parts(out, a, b, bounds)
         self.threads = streams.threads
-        self.split = streams.count == 1 or splits_exactly(out, a, b, bounds, streams.threads)
-        if not self.split:
+        blocks = [(0, a.shape[1])] if streams.count == 1 else exact_blocks(out, a, b, bounds, streams.threads)
+        self.split = blocks is not None
+        if self.split:
+            self.parts = blocked_parts(out, a, b, bounds, blocks)
+        else:
             first, end = bounds[0][0], bounds[-1][1]
             self.product = Gemm(out[first:end], a[first:end], b)
+
+    def run_part(self, part, alpha=1.0, beta=0.0):
+        for i, product in enumerate(self.parts[part]):
+            product(alpha, beta if i == 0 else 1.0)
 
     def whole(self, alpha=1.0, beta=0.0):
         set_threads(self.threads)
@@ -161,7 +167,7 @@ class Stage:
         self.split = product.split
 
     def __call__(self, part):
-        self.product.parts[part](self.alpha, self.beta)
+        self.product.run_part(part, self.alpha, self.beta)
 
     def whole(self):
         self.product.whole(self.alpha, self.beta)
