@@ -1,22 +1,22 @@
 """A CNN's training step as two streams, one per core: each half of the batch on its own Python thread,
-with BLAS on one thread. Layers split their work with ``streams.run(fn)``: ``fn(part)`` runs for each
-part (here and on the helper thread at once), and ``streams.parts(n)`` gives each part's range of n.
+with BLAS on one thread. Layers split their work with ``streams.run(fn)`` (``fn(part)`` runs for each
+part, here and on the helper thread at once; ``streams.parts(n)`` gives each part's range of n) or
+``streams.stages(...)``, a sequence of such functions and of products (``StreamProduct.stage``).
 
 Why: on two BLAS threads the products use both cores, but the NumPy work between them (im2col copies,
 pooling, batch norm, activations: a quarter to a third of a one-core step) ran on one, while PyTorch
 spreads everything over both. NumPy and every call into BLAS release the GIL, so two Python threads
-each working on half of the images use both cores for all of it. Measured on the quiet 2-core VM
-(64 images, 32 -> 64 channels 3x3 on 26x26: im2col, product, ReLU and its backward, weight
-gradient): 35.1 ms a step with OpenBLAS on two threads, 28.1 ms as two streams; the forward product
-alone 11.3 ms against 9.5, the weight gradient 13.6 against 12.5, the im2col copy 4.4 against 1.3.
-(Splitting only the NumPy work and keeping two BLAS threads lost on the busy VM: OpenBLAS's idle
-threads spin after each product and hold the core the second stream needs.)
+each working on half of the images use both cores for all of it. On the quiet 2-core VM
+(``benchmarks/bench_streams.py``) a step of the examples net took 0.85 of the one-stream step's
+time, of the BN CNN 0.88. (Splitting only the NumPy work and keeping two BLAS threads lost on the
+busy VM: OpenBLAS's idle thread spins after each product and holds the core the second stream needs.)
 
-The results are bit for bit those of one stream: only work that is independent row by row is split
-(each image's im2col, activations, pooling, each output row of a product); sums over the batch keep
-their order: a weight gradient is split by its output rows (each still one dot product over the whole
-batch), batch norm's statistics stay one ``einsum`` each. ``SERIAL`` is the one-stream form (one part,
-run here), which every layer also uses outside training, and which MLPs always use.
+The results are bit for bit those of one stream on the same BLAS threads: only work that is
+independent row by row is split (each image's im2col, activations, pooling, each output row of a
+product); sums over the batch keep their order: a weight gradient is split by its output rows (each
+still one dot product over the whole batch), batch norm's statistics stay one ``einsum`` each, and
+each product is split the way that gives the bits of the whole one (``blas.exact_blocks``).
+``SERIAL`` is the one-stream form (one part, run here), which MLPs always use.
 """
 
 import threading
