@@ -64,8 +64,12 @@ def provenance(run_dir, commit=None, command=None, robustness=None):
     meta = read_metadata(run_dir / MODEL)
     try:
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{run_dir / METRICS_FILE}: cannot be read ({e})") from None
+    except OSError as e:
+        raise InputError(f"{run_dir / METRICS_FILE}: cannot be read ({e.strerror}); not a finished run?") from None
+    except ValueError as e:
+        raise InputError(f"{run_dir / METRICS_FILE}: not JSON ({e})") from None
+    if not isinstance(metrics, dict):
+        raise InputError(f"{run_dir / METRICS_FILE}: not a JSON object")
     missing = [key for key in (*METRICS, "data_sha256") if metrics.get(key) is None]
     if missing:
         raise InputError(f"{run_dir / METRICS_FILE}: no {', '.join(missing)} (not a finished run?)")
