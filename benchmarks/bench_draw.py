@@ -238,7 +238,8 @@ def main():
         robustness(weights, 500 if args.quick else 10_000)
     if args.only != "robustness":
         for workers in args.workers:
-            latency(weights_path(str(weights[0])), 500 if args.quick else 5_000, side=args.canvas, payload=args.payload, workers=workers)
+            latency(weights_path(str(weights[0])), 500 if args.quick else 5_000, side=args.canvas, payload=args.payload,
+                    workers=workers)
 
 
 if __name__ == "__main__":

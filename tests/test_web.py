@@ -791,7 +791,8 @@ def test_draw_serves_runs_default_else_the_shipped_model_else_the_newest_run(run
     folder = tmp_path / "runs"
     shutil.copytree(runs / "tiny", folder / "mine")
     assert find_default_weights(folder, pretrained=shipped) == shipped
-    assert find_default_weights(folder, pretrained=tmp_path / "none.safetensors") == folder / "mine" / "model.safetensors"
+    newest = find_default_weights(folder, pretrained=tmp_path / "none.safetensors")
+    assert newest == folder / "mine" / "model.safetensors"
     shutil.copytree(runs / "tiny", folder / "default")
     assert find_default_weights(folder, pretrained=shipped) == folder / "default" / "model.safetensors"
 
@@ -821,8 +822,9 @@ def test_draw_with_a_committee_member_that_does_not_fit_or_an_empty_name_is_one_
     from mnistlab.nn import Network
     from mnistlab.weights import save_model
     save_model(tmp_path / "odd.safetensors", Network(resolve("fc8", 100, 10)), seed=0)
-    assert_one_line_error(cli(["draw", "--no-browser", "--weights", f"{runs / 'default'},{tmp_path / 'odd.safetensors'}"]),
-                          "odd.safetensors", "does not read 28x28 digits")
+    odd = f"{runs / 'default'},{tmp_path / 'odd.safetensors'}"
+    assert_one_line_error(cli(["draw", "--no-browser", "--weights", odd]), "odd.safetensors",
+                          "does not read 28x28 digits")
     assert_one_line_error(cli(["draw", "--no-browser", "--weights", f"{runs / 'default'},,{runs / 'tiny'}"]),
                           "--weights", "an empty name")
     assert_one_line_error(cli(["draw", "--no-browser", "--weights", f"{runs / 'default'},{tmp_path / 'missing'}"]),

@@ -112,7 +112,8 @@ def report(results, name, config, say, from_weights):
         with np.load(member_file(study, config, seed)) as f:
             probabilities, member_labels = f["probabilities"], f["labels"]
         if labels is not None and not np.array_equal(labels, member_labels):
-            raise SystemExit(f"committees.py: {member_file(study, config, seed)}: its labels differ from seed{seeds[0]}'s")
+            raise SystemExit(f"committees.py: {member_file(study, config, seed)}: "
+                             f"its labels differ from seed{seeds[0]}'s")
         labels = member_labels
         members.append(probabilities)
         run_dir = study / "runs" / config / f"seed{seed}"
@@ -134,8 +135,8 @@ def report(results, name, config, say, from_weights):
     each = [accuracy(p, labels) for p in members]
     spread = f" ± {100 * statistics.stdev(each):.2f}" if len(each) > 1 else ""
     say(name, f"{config}: members' mean (n = {len(each)})", f"{100 * statistics.mean(each):.2f}{spread}%")
-    say(name, f"{config}: committee of {len(members)}, mean of probabilities", percent(committee_accuracy(members,
-                                                                                                          labels)))
+    say(name, f"{config}: committee of {len(members)}, mean of probabilities",
+        percent(committee_accuracy(members, labels)))
     say(name, f"{config}: committee of {len(members)}, majority vote", percent(float((vote(members) == labels).mean())))
     for k in range(2, len(members)):
         scores = sorted((committee_accuracy([members[i] for i in subset], labels), subset)
