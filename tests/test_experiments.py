@@ -72,6 +72,14 @@ def test_a_sweep_writes_one_row_per_run_with_the_varied_keys_and_seeds(tiny, tmp
     assert float(table["batch_size=16"]["difference"]) == pytest.approx(100 * (sum(accuracies) / 2 - 0.9), abs=0.01)
 
 
+def test_a_study_file_can_name_its_configurations_for_the_tables(tiny, tmp_path):
+    study = write_study(tmp_path, tiny, '[[grid]]\nbatch_size = [16, 32]\n[labels]\n"batch_size=16" = "small batches"\n')
+    out, _ = run_study(study, tmp_path / "out", jobs=1, log=lambda m: None)
+    labels = {t["config"]: t["label"] for t in read_csv(out / "table.csv")}
+    assert labels == {"batch_size=16": "small batches", "batch_size=32": "batch_size 32"}
+    assert "| small batches |" in (out / "table.md").read_text()
+
+
 def test_a_varied_setting_named_like_a_result_keeps_both_columns(tiny, tmp_path):
     # The plateau rule with a huge tolerance stops every run after its 2-epoch window, before epochs = 4.
     study = write_study(tmp_path, tiny, 'stop = "plateau"\nplateau_window = 2\nplateau_tolerance = 100.0\n'
@@ -125,6 +133,8 @@ def test_a_diverging_run_is_a_result_not_a_crash(tiny, tmp_path):
     ("[[grid]]\nbatch_size = [-1]\n", "batch_size"),
     ("[[grid]]\nseed = [1, 2]\n", "seed"),
     ('[report]\n"batch_size=7" = 0.9\n', "batch_size=7"),
+    ('[[grid]]\nbatch_size = [16]\n[labels]\n"batch_size=7" = "seven"\n', "batch_size=7"),
+    ('[[grid]]\nbatch_size = [16]\n[labels]\n"batch_size=16" = ""\n', "[labels]"),
     ("colour = 3\n", "colour"),
     ("[[grid\n", "not valid TOML"),
 ])

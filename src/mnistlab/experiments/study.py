@@ -12,6 +12,8 @@
     batch_size = [8, 16, 32]
     [report]                             # the report's mean per configuration key, or a text
     "batch_size=8" = 0.973
+    [labels]                             # optional: a configuration's name in the tables
+    "batch_size=8" = "batch 8"
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Study:
     base: dict
     grids: list
     report: dict = field(default_factory=dict)  # configuration key -> fraction or text
+    labels: dict = field(default_factory=dict)  # configuration key -> its name in the tables
     path: str = ""
     quick_data: tuple[str, str] | None = None  # set by quick(): (train CSV, test CSV) of a small subset
 
@@ -186,7 +189,7 @@ def load_study(path) -> Study:
                              f"(shipped: {', '.join(shipped) or 'none found'})")
         path = shipped[str(path)]
     values = read_toml(path)
-    known = {"name", "title", "description", "repeats", "base", "grid", "report"}
+    known = {"name", "title", "description", "repeats", "base", "grid", "report", "labels"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -222,11 +225,15 @@ def load_study(path) -> Study:
     report = values.get("report", {})
     if not isinstance(report, dict) or not all(isinstance(v, (int, float, str)) for v in report.values()):
         raise InputError(f"{path}: [report] must map configuration keys to numbers or text")
+    labels = values.get("labels", {})
+    if not isinstance(labels, dict) or not all(isinstance(v, str) and v.strip() for v in labels.values()):
+        raise InputError(f"{path}: [labels] must map configuration keys to non-empty text")
     study = Study(name, str(values.get("title", name)), str(values.get("description", "")), repeats,
-                  base, grids, report, str(path))
+                  base, grids, report, labels, str(path))
     keys = {c.key for c in study.configurations()}  # also validates every configuration
-    stray = sorted(set(report) - keys)
-    if stray:
-        raise InputError(f"{path}: [report] names {stray[0]!r}, which is no configuration of the study "
-                         f"(they are: {', '.join(sorted(keys))})")
+    for table, named in (("report", report), ("labels", labels)):
+        stray = sorted(set(named) - keys)
+        if stray:
+            raise InputError(f"{path}: [{table}] names {stray[0]!r}, which is no configuration of the study "
+                             f"(they are: {', '.join(sorted(keys))})")
     return study

@@ -132,7 +132,7 @@ def _configuration_row(study, key, varied, runs, repeats):
         difference = round(100 * (mean - report), 2)
     return {
         "config": key, **_columns(varied),
-        "label": ", ".join(f"{k} {v}" for k, v in varied.items()) or "base",
+        "label": study.labels.get(key) or ", ".join(f"{k} {v}" for k, v in varied.items()) or "base",
         "repeats": repeats, "finished": len(finished),
         "diverged": sum(r["status"] == "diverged" for r in done),
         "failed": sum(r["status"] == "failed" for r in runs),
