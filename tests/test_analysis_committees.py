@@ -17,7 +17,7 @@ from mnistlab.experiments import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = runpy.run_path(str(ROOT / "docs" / "analysis" / "committees.py"))
-CONFIGS = ("hidden=16", "hidden=8")
+CONFIGS = {"hidden=16": "hidden 16", "hidden=8": "hidden 8"}  # key (folder) -> label (table.csv)
 
 
 def run_script(*argv):
@@ -64,19 +64,19 @@ def test_each_committee_is_reported_as_mnistlab_test_computes_it_and_each_member
     code, lines = run_script(results)
     assert code == 0
     shown = figures(lines)
-    for config in CONFIGS:
+    for config, label in CONFIGS.items():
         runs = members(results, config)
         for k, run in enumerate(runs):
             accuracy = mnistlab.load(run).evaluate(tiny.dataset.test_images, tiny.dataset.test_labels)["accuracy"]
-            assert shown[f"{config} seed{k}: test accuracy"] == f"{100 * accuracy:.2f}% (metrics.json " \
+            assert shown[f"{label} seed{k}: test accuracy"] == f"{100 * accuracy:.2f}% (metrics.json " \
                                                                f"{100 * accuracy:.2f}%: agrees)"
         committee = mnistlab.load(runs).evaluate(tiny.dataset.test_images, tiny.dataset.test_labels)
-        assert shown[f"{config}: committee of 3, mean of probabilities"] == f"{100 * committee['accuracy']:.2f}%"
+        assert shown[f"{label}: committee of 3, mean of probabilities"] == f"{100 * committee['accuracy']:.2f}%"
         accuracies = [m["accuracy"] for m in committee["members"]]
-        assert shown[f"{config}: members' mean (n = 3)"] == \
+        assert shown[f"{label}: members' mean (n = 3)"] == \
             f"{100 * np.mean(accuracies):.2f} ± {100 * np.std(accuracies, ddof=1):.2f}%"
-        assert f"{config}: committee of 3, majority vote" in shown
-        pairs = shown[f"{config}: committees of 2 of 3 (3): mean, best, worst"]
+        assert f"{label}: committee of 3, majority vote" in shown
+        pairs = shown[f"{label}: committees of 2 of 3 (3): mean, best, worst"]
         pair_accuracies = [mnistlab.load([runs[i], runs[j]]).evaluate(tiny.dataset.test_images,
                                                                        tiny.dataset.test_labels)["accuracy"]
                            for i, j in ((0, 1), (0, 2), (1, 2))]
@@ -110,9 +110,9 @@ def test_a_probability_file_that_disagrees_with_its_run_is_reported_and_the_exit
     code, lines = run_script(copy, "--from-weights")
     shown = figures(lines)
     assert code == 1
-    assert shown["hidden=8 seed2: test accuracy"].endswith("DISAGREES)")
-    assert shown["hidden=8 seed2: recomputed from its weights"].endswith("DISAGREES")
-    assert shown["hidden=8 seed1: test accuracy"].endswith("agrees)")
+    assert shown["hidden 8 seed2: test accuracy"].endswith("DISAGREES)")
+    assert shown["hidden 8 seed2: recomputed from its weights"].endswith("DISAGREES")
+    assert shown["hidden 8 seed1: test accuracy"].endswith("agrees)")
 
 
 def test_majority_vote_breaks_ties_by_the_mean_probability():

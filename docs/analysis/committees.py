@@ -6,7 +6,8 @@ float32 (n, classes), ``labels`` (n,)): small, and the argmax of float32 probabi
 answer, which is checked against the test accuracy in its metrics.json. For each committee this prints
 each member's test accuracy, their mean ± std, the committee's accuracy by the mean of the probabilities
 (what ``mnistlab test --weights A B C`` and ``mnistlab.load([A, B, C])`` compute) and by majority vote
-(ties to the highest mean probability), and the mean, best and worst of every committee of k of them.
+(ties to the highest mean probability), and the mean, best and worst of every committee of k of them. Configurations are named by their label in
+the study's table.csv.
 
     python docs/analysis/committees.py [RESULTS_DIR]                  # the figures, from the probability files
     python docs/analysis/committees.py [RESULTS_DIR] --write STUDY    # (re)write STUDY's files from its runs'
@@ -103,9 +104,16 @@ def percent(value):
     return f"{100 * value:.2f}%"
 
 
+def labels_of(study):
+    """{configuration key: its label in table.csv} (the key itself where there is no table)."""
+    table = study / "table.csv"
+    return {row["config"]: row["label"] for row in read_csv(table)} if table.is_file() else {}
+
+
 def report(results, name, config, say, from_weights):
-    """Print one committee's figures; return how many checks failed."""
+    """Print one committee's figures (named by the configuration's label); return how many checks failed."""
     study = results / name
+    label = labels_of(study).get(config, config)
     seeds = sorted(int(p.stem.removeprefix("seed")) for p in (study / PROBABILITIES / config).glob("seed*.npz"))
     members, labels, failed = [], None, 0
     for seed in seeds:
@@ -121,28 +129,28 @@ def report(results, name, config, say, from_weights):
         own = accuracy(probabilities, labels)
         agrees = round(own * len(labels)) == round(recorded * len(labels))
         failed += not agrees
-        say(name, f"{config} seed{seed}: test accuracy", f"{percent(own)} (metrics.json {percent(recorded)}: "
+        say(name, f"{label} seed{seed}: test accuracy", f"{percent(own)} (metrics.json {percent(recorded)}: "
             f"{'agrees' if agrees else 'DISAGREES'})")
         if from_weights and (run_dir / "model.safetensors").is_file():
             again, _ = test_probabilities(run_dir)
             difference = float(np.abs(again - probabilities).max())
             same = difference <= AGREE and np.array_equal(again.argmax(axis=1), probabilities.argmax(axis=1))
             failed += not same
-            say(name, f"{config} seed{seed}: recomputed from its weights",
+            say(name, f"{label} seed{seed}: recomputed from its weights",
                 f"largest difference {difference:.1e}, {'agrees' if same else 'DISAGREES'}")
     if len(members) < 2:
         return failed
     each = [accuracy(p, labels) for p in members]
     spread = f" ± {100 * statistics.stdev(each):.2f}" if len(each) > 1 else ""
-    say(name, f"{config}: members' mean (n = {len(each)})", f"{100 * statistics.mean(each):.2f}{spread}%")
-    say(name, f"{config}: committee of {len(members)}, mean of probabilities",
+    say(name, f"{label}: members' mean (n = {len(each)})", f"{100 * statistics.mean(each):.2f}{spread}%")
+    say(name, f"{label}: committee of {len(members)}, mean of probabilities",
         percent(committee_accuracy(members, labels)))
-    say(name, f"{config}: committee of {len(members)}, majority vote", percent(float((vote(members) == labels).mean())))
+    say(name, f"{label}: committee of {len(members)}, majority vote", percent(float((vote(members) == labels).mean())))
     for k in range(2, len(members)):
         scores = sorted((committee_accuracy([members[i] for i in subset], labels), subset)
                         for subset in itertools.combinations(range(len(members)), k))
         worst, best = scores[0], scores[-1]
-        say(name, f"{config}: committees of {k} of {len(members)} ({len(scores)}): mean, best, worst",
+        say(name, f"{label}: committees of {k} of {len(members)} ({len(scores)}): mean, best, worst",
             f"{percent(statistics.mean(s for s, _ in scores))}, {percent(best[0])} (seeds "
             f"{' '.join(str(seeds[i]) for i in best[1])}), {percent(worst[0])} (seeds "
             f"{' '.join(str(seeds[i]) for i in worst[1])})")
