@@ -71,7 +71,7 @@ class Entry:
             return {"name": self.name, "default": default, "sizes": None, "arch": model.arch,
                     "activation": " / ".join(dict.fromkeys(m["activation"] for m in members)),
                     "parameters": model.parameter_count, "test_accuracy": None, "epochs": None,
-                    "data": " / ".join(dict.fromkeys(str(m["data"]) for m in members)), "seed": None,
+                    "data": " / ".join(dict.fromkeys(m["data"] for m in members if m["data"])) or None, "seed": None,
                     "members": members, "pretrained": None}
         metrics = meta.get("metrics") or {}
         return {"name": self.name, "default": default, "sizes": model.sizes, "arch": model.arch,
@@ -114,6 +114,7 @@ class Catalogue:
         self.default_paths = tuple(Path(path).resolve() for path in several)
         self.default_name = self.name_of(self.default_paths)
         self._cache = {}  # resolved path -> ((inode, mtime_ns, size), Model)
+        self._entries = {}  # tuple of resolved paths -> Entry, rebuilt when a member's Model is reloaded
         self._lock = threading.Lock()
         self.get(None)  # a broken default model is an error at start, not on the first request
 
@@ -175,9 +176,11 @@ class Catalogue:
         paths = self.resolve(name)
         with self._lock:
             members = [self.load(path, name) for path in paths]
-        if len(members) == 1:
-            return Entry(self.name_of(paths), members[0])
-        return Entry(self.name_of(paths), Committee(members, [self.name_of(path) for path in paths]))
+            entry = self._entries.get(paths)
+            if entry is None or (entry.model.members if len(members) > 1 else [entry.model]) != members:
+                model = members[0] if len(members) == 1 else Committee(members, [self.name_of(p) for p in paths])
+                entry = self._entries[paths] = Entry(self.name_of(paths), model)
+        return entry
 
     def without_paths(self, message, name):
         """A load error of model ``name`` as a client may see it: no server path in it."""
