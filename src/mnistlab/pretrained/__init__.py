@@ -39,18 +39,18 @@ def available(path=None):
 
 
 def study_of(run_dir):
-    """(study name, configuration key) of a run folder laid out as a sweep lays it out
-    (``<study>/runs/<configuration>/seed<k>``); (None, None) for any other folder."""
+    """(study name, configuration key, the run folder's path from the results folder) of a run folder laid out
+    as a sweep lays it out (``<study>/runs/<configuration>/seed<k>``); (None, None, its name) for any other."""
     from ..runfolder import RUNS, STUDY_JSON
 
     run_dir = Path(run_dir).resolve()
     study = run_dir.parents[2] if len(run_dir.parents) > 2 else None
     if study is None or run_dir.parents[1].name != RUNS or not run_dir.name.startswith("seed"):
-        return None, None
+        return None, None, run_dir.name
     name = study.name
     if (study / STUDY_JSON).is_file():
         name = json.loads((study / STUDY_JSON).read_text()).get("name", name)
-    return name, run_dir.parent.name
+    return name, run_dir.parent.name, run_dir.relative_to(study.parent).as_posix()
 
 
 def provenance(run_dir, commit=None, command=None, robustness=None):
@@ -75,13 +75,13 @@ def provenance(run_dir, commit=None, command=None, robustness=None):
         raise InputError(f"{run_dir / METRICS_FILE}: no {', '.join(missing)} (not a finished run?)")
     if robustness is not None and not 0 <= robustness <= 1:
         raise InputError(f"robustness {robustness}: expected an accuracy from 0 to 1")
-    study, configuration = study_of(run_dir)
+    study, configuration, source = study_of(run_dir)
     if command is None:
         command = f"mnistlab sweep {study}" if study else f"mnistlab train --config {run_dir.name}/config.toml"
     return {
         "study": study, "configuration": configuration, "seed": meta.get("seed"),
         "commit": commit or metrics.get("commit") or meta.get("commit"), "command": command,
-        "source": f"results/{study}/runs/{configuration}/{run_dir.name}" if study else run_dir.name,
+        "source": f"results/{source}" if study else source,
         "data_sha256": metrics["data_sha256"],
         "metrics": {key: metrics[key] for key in METRICS},
         "robustness": None if robustness is None else {"drawn_accuracy": robustness, "command": ROBUSTNESS_COMMAND},
