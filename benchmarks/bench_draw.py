@@ -23,7 +23,8 @@ Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--q
           [--canvas SIDE] [--payload deflate|compact|pixels] [--workers N [N ...]]
       (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's;
       workers: server processes, one latency run each, default 1 2)
-(default weights: runs/default/model.safetensors, else the newest run under runs/; --quick: 500
+(W: a model file, a run folder or pretrained; A,B,C: their committee, for robustness. Default weights:
+runs/default/model.safetensors, else the shipped model, else the newest run under runs/; --quick: 500
 digits and 500 requests, to check the script works)
 """
 
@@ -48,7 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.data.drawing import mnist_like, resize  # noqa: E402
-from mnistlab.weights import load_model  # noqa: E402
+from mnistlab.inference import load, weights_path  # noqa: E402
 
 CANVAS = 280
 
@@ -84,8 +85,8 @@ def robustness(weights, count, seed=0):
           f"({time.perf_counter() - t0:.1f} s to draw and preprocess; {sum(p is None for p in prepared)} blank)")
     print(f"{'model':<48} {'plain %':>8} {'again %':>8} {'drawn %':>8} {'drop':>6} {'naive %':>8}  target drop <= 1.5")
     for path in weights:
-        network, _ = load_model(path)
-        accuracy = {name: 100 * float(np.mean(network.predict(x.astype(np.float32) / 255) == labels))
+        model = load(str(path).split(","))  # a model file, a run folder, pretrained; A,B,C: their committee
+        accuracy = {name: 100 * float(np.mean(model.predict(x.astype(np.float32) / 255) == labels))
                     for name, x in (("plain", images), ("again", again), ("drawn", drawn), ("naive", naive))}
         drop = accuracy["plain"] - accuracy["drawn"]
         print(f"{str(path):<48} {accuracy['plain']:8.2f} {accuracy['again']:8.2f} {accuracy['drawn']:8.2f} {drop:6.2f} {accuracy['naive']:8.2f}"
@@ -214,7 +215,9 @@ def latency(weights, total, clients=20, side=CANVAS, payload="deflate", workers=
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", nargs="+", help="model files (default: the model mnistlab draw would serve)")
+    parser.add_argument("--weights", nargs="+",
+                        help="model files, run folders or pretrained; A,B,C: a committee, robustness only "
+                             "(default: the model mnistlab draw would serve)")
     parser.add_argument("--quick", action="store_true", help="500 digits and 500 requests: checks the script works")
     parser.add_argument("--only", choices=["robustness", "latency"])
     parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
@@ -227,7 +230,7 @@ def main():
                         help="latency: server worker processes, one run each (default: 1 2)")
     args = parser.parse_args()
     if args.weights:
-        weights = [Path(w) for w in args.weights]
+        weights = args.weights
     else:
         from mnistlab.web.models import find_default_weights
         weights = [find_default_weights("runs")]
@@ -235,7 +238,8 @@ def main():
         robustness(weights, 500 if args.quick else 10_000)
     if args.only != "robustness":
         for workers in args.workers:
-            latency(weights[0], 500 if args.quick else 5_000, side=args.canvas, payload=args.payload, workers=workers)
+            latency(weights_path(str(weights[0])), 500 if args.quick else 5_000, side=args.canvas, payload=args.payload,
+                    workers=workers)
 
 
 if __name__ == "__main__":

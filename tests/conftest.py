@@ -247,3 +247,18 @@ def draw_with_mouse(page, strokes):
         for point in points[1:]:
             page.mouse.move(*point, steps=4)
         page.mouse.up()
+
+
+@pytest.fixture(scope="session")
+def shipped(trained, tmp_path_factory):
+    """`trained` shipped as a pretrained model (its run folder placed as a study's run, demo/runs/small/seed0,
+    robustness 0.9, commit abc123): the file's path. Tests point mnistlab.pretrained.FILE or create_app at it."""
+    import shutil
+
+    from mnistlab.pretrained import ship
+
+    root = tmp_path_factory.mktemp("shipped")
+    run_dir = root / "results" / "demo" / "runs" / "small" / "seed0"
+    shutil.copytree(trained, run_dir)
+    ship(run_dir, root / "pretrained" / "model.safetensors", commit="abc123", robustness=0.9)
+    return root / "pretrained" / "model.safetensors"

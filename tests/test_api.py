@@ -210,3 +210,96 @@ def test_train_with_an_array_as_data_says_data_must_be_a_path_in_one_short_line(
     assert "data must be a path" in message and "ndarray" in message
     assert "\n" not in message and len(message) < 250 and caught.value.field == "data"
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- committees
+
+
+@pytest.fixture(scope="module")
+def members(run, trained, trained_cnn):
+    """Three finished runs on the tiny data: two MLPs (16 units, different seeds) and a CNN."""
+    return [run.out_dir, trained, trained_cnn]
+
+
+def write_model(path, arch, features, classes):
+    """A model file of an untrained ``arch`` network taking ``features`` inputs and predicting ``classes``."""
+    from mnistlab.arch import resolve
+    from mnistlab.nn import Network
+    from mnistlab.weights import save_model
+
+    save_model(path, Network(resolve(arch, features, classes)), seed=0)
+    return path
+
+
+def test_a_committee_predicts_the_class_of_the_mean_of_its_members_probabilities(members, images):
+    committee = mnistlab.load(members)
+    assert isinstance(committee, mnistlab.Committee) and len(committee.members) == 3
+    each = [mnistlab.load(path).predict_proba(images) for path in members]
+    mean = sum(each) / 3
+    np.testing.assert_allclose(committee.predict_proba(images), mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(committee.predict(images), mean.argmax(axis=1))
+    assert not all(np.array_equal(p.argmax(axis=1), mean.argmax(axis=1)) for p in each)  # not one member's answer
+
+
+def test_a_committee_takes_every_form_of_images_a_model_does(members, images):
+    committee = mnistlab.load(members)
+    expected = committee.predict(images)
+    flat = images.reshape(-1, 784)
+    for form in (flat, flat.astype(np.float32) / 255, images.reshape(-1, 1, 28, 28), flat.tolist()):
+        np.testing.assert_array_equal(committee.predict(form), expected)
+    assert committee.predict(images[5]) == expected[5] and isinstance(committee.predict(images[5]), int)
+    assert committee.predict_proba(images[5]).shape == (10,)
+    with pytest.raises(ValueError, match="float pixels must be in"):
+        committee.predict(np.full((2, 784), 2.0))
+
+
+def test_a_committee_of_one_is_that_model_and_a_committee_gives_the_same_answers_in_small_chunks(members, images):
+    assert isinstance(mnistlab.load(members[:1]), mnistlab.Model)
+    committee = mnistlab.load(members)
+    x, _ = committee.inputs(images)
+    whole = committee.probabilities(x)  # float32 products of 7 rows and of 100 round differently: rtol 1e-5
+    np.testing.assert_allclose(committee.probabilities(x, chunk=7), whole, rtol=1e-5)
+    chunked = np.concatenate([logits for _, logits in committee.chunks(x, chunk=7)])
+    np.testing.assert_allclose(np.exp(chunked), whole, rtol=1e-5)
+
+
+def test_committee_evaluate_reports_its_accuracy_and_each_members_from_one_pass(members, tiny):
+    committee = mnistlab.load(members)
+    images, labels = tiny.dataset.test_images, tiny.dataset.test_labels
+    result = committee.evaluate(images, labels)
+    assert result["accuracy"] == (committee.predict(images) == labels).mean()
+    assert [m["name"] for m in result["members"]] == [str(p) for p in members]
+    for member, path in zip(result["members"], members):
+        alone = mnistlab.load(path).evaluate(images, labels)
+        assert member["accuracy"] == alone["accuracy"] == read_json(path / "metrics.json")["test_accuracy"]
+        assert member["loss"] == pytest.approx(alone["loss"], rel=1e-6)
+    mean = committee.predict_proba(images)
+    assert result["loss"] == pytest.approx(-np.log(mean[np.arange(len(labels)), labels]).mean(), rel=1e-9)
+    assert sum(map(sum, result["confusion_matrix"])) == len(labels)
+
+
+def test_a_committee_describes_its_members(members):
+    committee = mnistlab.load(members)
+    assert committee.describe() == "committee of 3 (784-16-10, conv4k3-bn-pool2-conv6k3s2-drop0.2-fc16)"
+    assert committee.parameter_count == sum(mnistlab.load(p).parameter_count for p in members)
+    assert committee.classes == 10 and committee.features == 784
+    assert [m["seed"] for m in committee.metadata["committee"]] == [mnistlab.load(p).metadata["seed"] for p in members]
+
+
+@pytest.mark.parametrize("arch, features, classes, must_mention", [
+    ("fc8", 100, 10, "takes 100 inputs and predicts 10 classes"),
+    ("fc8", 784, 12, "takes 784 inputs and predicts 12 classes"),
+])
+def test_members_that_disagree_on_inputs_or_classes_are_refused_in_one_line(members, tmp_path, arch, features,
+                                                                            classes, must_mention):
+    odd = write_model(tmp_path / "odd.safetensors", arch, features, classes)
+    with pytest.raises(mnistlab.InputError, match="committee") as caught:
+        mnistlab.load([members[0], odd])
+    assert must_mention in str(caught.value) and str(odd) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_load_of_no_model_or_a_missing_member_is_a_clear_error(members, tmp_path):
+    with pytest.raises(mnistlab.InputError, match="no model given"):
+        mnistlab.load([])
+    with pytest.raises(mnistlab.InputError, match="no such weights file"):
+        mnistlab.load([members[0], tmp_path / "missing.safetensors"])

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import (SRC, assert_no_run_output, assert_one_line_error, read_history, run_subprocess,
+from conftest import (SRC, assert_no_run_output, assert_one_line_error, read_history, read_json, run_subprocess,
                       tiny_train_args, without_seconds, write_idx, write_idx_folder)
 
 # ---------------------------------------------------------------- bad CSV files
@@ -66,6 +66,39 @@ def test_test_command_takes_a_run_folder_as_load_and_draw_do(cli, trained, tiny)
     by_file = cli(["test", "--weights", trained / "model.safetensors", "--data", tiny.test_csv, "--json"])
     assert by_folder.code == 0, by_folder.err
     assert json.loads(by_folder.out) == json.loads(by_file.out)
+
+
+def test_test_command_with_several_weights_prints_each_members_accuracy_and_the_committees(cli, trained,
+                                                                                         trained_cnn, tiny):
+    import mnistlab
+    result = cli(["test", "--weights", trained, trained_cnn, "--data", tiny.test_csv])
+    assert result.code == 0, result.err
+    committee = mnistlab.load([trained, trained_cnn]).evaluate(tiny.dataset.test_images, tiny.dataset.test_labels)
+    lines = result.out.splitlines()
+    assert lines[0] == "committee of 2 models (the mean of their probabilities):"
+    for line, run in zip(lines[1:3], (trained, trained_cnn)):
+        accuracy = read_json(run / "metrics.json")["test_accuracy"]
+        assert line.split()[0] == f"{100 * accuracy:.2f}%" and line.endswith(f"  {run}")
+    assert lines[3].split()[0] == f"{100 * committee['accuracy']:.2f}%" and lines[3].endswith("the committee")
+    assert f"accuracy {100 * committee['accuracy']:.2f}% on 100 images" in result.out
+    as_json = cli(["test", "--weights", trained, trained_cnn, "--data", tiny.test_csv, "--json"])
+    assert json.loads(as_json.out) == committee
+
+
+def test_test_command_with_one_weights_file_prints_no_committee(cli, trained, tiny):
+    result = cli(["test", "--weights", trained, "--data", tiny.test_csv, "--json"])
+    assert "members" not in json.loads(result.out)
+    assert "committee" not in cli(["test", "--weights", trained, "--data", tiny.test_csv]).out
+
+
+def test_a_committee_whose_members_disagree_on_classes_exits_2_in_one_line(cli, trained, tmp_path):
+    from mnistlab.arch import resolve
+    from mnistlab.nn import Network
+    from mnistlab.weights import save_model
+    save_model(tmp_path / "twelve.safetensors", Network(resolve("fc8", 784, 12)), seed=0)
+    assert_one_line_error(cli(["test", "--weights", trained, tmp_path / "twelve.safetensors"]),
+                          "committee", "twelve.safetensors", "predicts 12 classes", "members must agree")
+    assert_one_line_error(cli(["test", "--weights", trained, tmp_path / "missing"]), "missing", "no such weights file")
 
 
 @pytest.mark.parametrize("case", CSV_CASES)

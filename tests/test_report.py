@@ -175,6 +175,14 @@ def test_a_configuration_label_wraps_between_settings_not_inside_one():
     assert config_label({"label": "x" * 50, "config": "c"}, width=20).split("\n") == ["x" * 20, "x" * 20, "x" * 10]
 
 
+def test_a_long_study_title_wraps_onto_lines_that_fit_both_figures(study_dir):
+    study = load_histories(read_study(study_dir))
+    study.title = "The report's augmentation with the report's learner: one copy per transform, or composed copies"
+    titles = [accuracy_figure(study).axes[0].get_title(), curves_band_figure(study)._suptitle.get_text()]
+    for title in titles:
+        assert title.replace("\n", " ") == study.title and max(map(len, title.split("\n"))) <= 80
+
+
 def test_study_bands_have_one_mean_line_per_configuration_with_finished_runs(study_dir):
     study = load_histories(read_study(study_dir))
     figure = curves_band_figure(study)

@@ -49,7 +49,8 @@ def runs(tmp_path_factory, trained):
 
 @pytest.fixture(scope="session")
 def client(runs):
-    return TestClient(create_app(runs / "default" / "model.safetensors", runs))
+    # no shipped model here, whether or not this installation has one (its tests use `shipped`)
+    return TestClient(create_app(runs / "default" / "model.safetensors", runs, pretrained=runs / "none.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +397,9 @@ def test_the_api_has_an_openapi_schema_with_both_ways_to_send_a_digit(client):
 
 # --- the command ------------------------------------------------------------------------------------
 
-def test_draw_without_any_trained_model_says_how_to_train_one(cli, tmp_path, monkeypatch):
+def test_draw_without_any_trained_or_shipped_model_says_how_to_train_one(cli, tmp_path, monkeypatch):
+    from mnistlab import pretrained
+    monkeypatch.setattr(pretrained, "FILE", tmp_path / "not-shipped" / "model.safetensors")
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(cli(["draw", "--no-browser"]), "no trained model", "mnistlab train")
 
@@ -406,8 +409,8 @@ def test_draw_with_a_damaged_weights_file_is_one_line(cli, tmp_path):
     assert_one_line_error(cli(["draw", "--no-browser", "--weights", tmp_path / "bad.safetensors"]), "bad.safetensors")
 
 
-def test_draw_serves_the_newest_run_on_127_0_0_1_and_prints_the_address(runs, tmp_path):
-    for name, age in (("newer", 60), ("older", 3600)):
+def test_draw_serves_runs_default_on_127_0_0_1_and_prints_the_address(runs, tmp_path):
+    for name, age in (("newer", 60), ("default", 3600)):
         shutil.copytree(runs / "tiny", tmp_path / "runs" / name)
         stamp = time.time() - age
         os.utime(tmp_path / "runs" / name / "model.safetensors", (stamp, stamp))
@@ -417,9 +420,9 @@ def test_draw_serves_the_newest_run_on_127_0_0_1_and_prints_the_address(runs, tm
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
-        assert "newer/model.safetensors" in line
+        assert "runs/default/model.safetensors" in line
         with urllib.request.urlopen(url + "api/model", timeout=10) as response:
-            assert json.load(response)["name"] == "newer/model.safetensors"
+            assert json.load(response)["name"] == "default/model.safetensors"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -463,7 +466,8 @@ def test_draw_with_a_bad_number_of_workers_is_one_line(cli, runs, value):
 @pytest.fixture(scope="module")
 def server(runs):
     """The app served by uvicorn in a thread on a free 127.0.0.1 port; yields its address."""
-    yield from serve_in_thread(create_app(runs / "default" / "model.safetensors", runs))
+    yield from serve_in_thread(create_app(runs / "default" / "model.safetensors", runs,
+                                          pretrained=runs / "none.safetensors"))
 
 
 def shown_prediction(page):
@@ -722,3 +726,130 @@ def test_draw_with_missing_weights_is_one_line_and_a_run_folder_is_served_as_loa
     result = cli(["draw", "--weights", runs / "default", "--no-browser", "--workers", "1"])
     assert result.code == 0 and served, result.err
     assert f"with {runs / 'default' / 'model.safetensors'}" in result.out
+
+
+# --- committees and the shipped model -----------------------------------------------------------------
+
+MEMBERS = ["default/model.safetensors", "tiny/model.safetensors"]
+COMMITTEE = "committee: default/model.safetensors, tiny/model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def committee_app(runs, shipped):
+    """The app serving the committee of runs/default and runs/tiny, with `shipped` as the shipped model."""
+    return create_app([runs / name for name in MEMBERS], runs, pretrained=shipped)
+
+
+@pytest.fixture(scope="module")
+def committee_client(committee_app):
+    return TestClient(committee_app)
+
+
+def fake_serve(monkeypatch):
+    """Make `mnistlab draw` build its app and print its line without listening; returns the apps it built."""
+    from mnistlab.web import server
+    served = []
+    monkeypatch.setattr(server, "bind_workers", lambda host, port, workers: [])
+    monkeypatch.setattr(server, "serve", lambda app, socks, open_browser, on_ready: served.append(app)
+                        or on_ready("http://127.0.0.1:1/"))
+    return served
+
+
+def test_a_served_committee_says_it_is_one_and_lists_its_members(committee_client):
+    info = committee_client.get("/api/model").json()
+    assert info["name"] == COMMITTEE and info["default"] is True
+    assert [m["name"] for m in info["members"]] == MEMBERS
+    assert [m["sizes"] for m in info["members"]] == [[784, 128, 10], [784, 16, 10]]
+    assert info["members"][0]["test_accuracy"] > 0.95
+    assert info["parameters"] == sum(m["parameters"] for m in info["members"])
+    assert info["test_accuracy"] is None and info["sizes"] is None
+
+
+def test_a_committee_reads_a_drawing_by_the_mean_of_its_members_probabilities(committee_client, mnist_test):
+    digits, labels = mnist_test
+    canvas = canvas_with(digits[0])
+    together = post_compact(committee_client, canvas).json()
+    alone = [post_compact(committee_client, canvas, model=name).json()["probabilities"] for name in MEMBERS]
+    np.testing.assert_allclose(together["probabilities"], np.mean(alone, axis=0), rtol=1e-6, atol=1e-12)
+    assert together["digit"] == int(np.argmax(together["probabilities"])) == labels[0]
+    assert together["model"] == COMMITTEE
+
+
+def test_the_shipped_model_is_listed_beside_the_runs_and_chosen_as_pretrained(committee_client, shipped, mnist_test):
+    listing = committee_client.get("/api/models").json()
+    assert [m["name"] for m in listing][:2] == [COMMITTEE, "pretrained"]
+    assert sorted(m["name"] for m in listing[2:]) == MEMBERS
+    info = committee_client.get("/api/model", params={"model": "pretrained"}).json()
+    assert info["pretrained"] == "study demo, configuration small, seed 0" and info["default"] is False
+    assert info["sizes"] == [784, 16, 10] and str(shipped.parent) not in json.dumps(listing)
+    answer = post_compact(committee_client, canvas_with(mnist_test[0][0]), model="pretrained").json()
+    assert answer["model"] == "pretrained" and len(answer["probabilities"]) == 10
+
+
+def test_draw_serves_runs_default_else_the_shipped_model_else_the_newest_run(runs, shipped, tmp_path):
+    from mnistlab.web.models import find_default_weights
+    folder = tmp_path / "runs"
+    shutil.copytree(runs / "tiny", folder / "mine")
+    assert find_default_weights(folder, pretrained=shipped) == shipped
+    newest = find_default_weights(folder, pretrained=tmp_path / "none.safetensors")
+    assert newest == folder / "mine" / "model.safetensors"
+    shutil.copytree(runs / "tiny", folder / "default")
+    assert find_default_weights(folder, pretrained=shipped) == folder / "default" / "model.safetensors"
+
+
+def test_draw_on_a_fresh_clone_serves_the_shipped_model(cli, shipped, monkeypatch):
+    from mnistlab import pretrained
+    monkeypatch.setattr(pretrained, "FILE", shipped)
+    served = fake_serve(monkeypatch)
+    result = cli(["draw", "--no-browser", "--workers", "1"])
+    assert result.code == 0 and f"with {shipped}" in result.out, result.err
+    assert TestClient(served[0]).get("/api/model").json()["name"] == "pretrained"
+    result = cli(["draw", "--no-browser", "--workers", "1", "--weights", "pretrained"])
+    assert result.code == 0 and f"with {shipped}" in result.out, result.err
+
+
+def test_draw_with_comma_separated_weights_serves_their_committee(cli, runs, monkeypatch):
+    served = fake_serve(monkeypatch)
+    result = cli(["draw", "--no-browser", "--workers", "1", "--weights", f"{runs / 'default'},{runs / 'tiny'}"])
+    assert result.code == 0, result.err
+    assert f"with the committee of {runs / 'default' / 'model.safetensors'}, {runs / 'tiny' / 'model.safetensors'}" \
+        in result.out
+    assert TestClient(served[0]).get("/api/model").json()["name"] == COMMITTEE
+
+
+def test_draw_with_a_committee_member_that_does_not_fit_or_an_empty_name_is_one_line(cli, runs, tmp_path):
+    from mnistlab.arch import resolve
+    from mnistlab.nn import Network
+    from mnistlab.weights import save_model
+    save_model(tmp_path / "odd.safetensors", Network(resolve("fc8", 100, 10)), seed=0)
+    odd = f"{runs / 'default'},{tmp_path / 'odd.safetensors'}"
+    assert_one_line_error(cli(["draw", "--no-browser", "--weights", odd]), "odd.safetensors",
+                          "does not read 28x28 digits")
+    assert_one_line_error(cli(["draw", "--no-browser", "--weights", f"{runs / 'default'},,{runs / 'tiny'}"]),
+                          "--weights", "an empty name")
+    assert_one_line_error(cli(["draw", "--no-browser", "--weights", f"{runs / 'default'},{tmp_path / 'missing'}"]),
+                          "missing", "no such weights file")
+
+
+@pytest.fixture(scope="module")
+def committee_server(committee_app):
+    yield from serve_in_thread(committee_app)
+
+
+def test_the_page_shows_a_committees_members_and_offers_the_shipped_model(browser, committee_server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(committee_server)
+        page.wait_for_selector("#model option", state="attached")
+        options = page.locator("#model option").all_inner_texts()
+        assert options[0].startswith("committee: default, tiny") and options[1].startswith("pretrained — 784-16-10")
+        card = page.inner_text("#model-info")
+        assert "2 models; it reads the mean of their probabilities" in card
+        assert "default — 784-128-10" in card and "tiny — 784-16-10" in card
+        draw_with_mouse(page, ONE)
+        assert shown_prediction(page) == "1"
+        page.select_option("#model", "pretrained")
+        page.wait_for_function("() => document.getElementById('model-info').innerText.includes('study demo')")
+    finally:
+        context.close()

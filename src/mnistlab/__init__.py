@@ -6,14 +6,14 @@ line stay light::
     import mnistlab
     run = mnistlab.train(hidden=[100, 100], epochs=2, out="runs/nb")   # the same keys as a TOML config
     run.metrics["test_accuracy"], run.history
-    model = mnistlab.load("runs/nb/model.safetensors")
+    model = mnistlab.load("runs/nb/model.safetensors")   # a list of several: their Committee; "pretrained"
     model.predict(images), model.predict_proba(images)
     mnist = mnistlab.load_mnist()   # mnist.train_images (60000, 28, 28) uint8, mnist.train_labels, ...
 """
 
 __version__ = "0.1.0"
 
-_API = ("train", "load", "load_mnist", "Run", "Model", "MNIST", "InputError")
+_API = ("train", "load", "load_mnist", "Run", "Model", "Committee", "MNIST", "InputError")
 __all__ = ["__version__", *_API]
 
 

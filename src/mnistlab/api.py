@@ -4,6 +4,8 @@
     run = mnistlab.train(hidden=[100, 100], epochs=2, out="runs/nb")   # keys as in a TOML config
     run.metrics["test_accuracy"], run.history                            # floats, a list of per-epoch dicts
     model = mnistlab.load("runs/nb/model.safetensors")                   # or the run folder itself
+    committee = mnistlab.load(["runs/a", "runs/b", "runs/c"])            # the mean of their probabilities
+    mnistlab.load("pretrained")                                          # the model shipped with mnistlab
     model.predict(images)          # (n,) labels; images (n, 28, 28) or (n, 784), uint8 0-255 or float 0-1
     model.predict_proba(images)    # (n, 10), rows sum to 1
     mnistlab.load_mnist()          # the bundled data set as arrays
@@ -26,12 +28,13 @@ import numpy as np
 from . import data as datasets
 from .config import from_values
 from .errors import InputError
-from .inference import Model
+from .inference import Committee, Model
+from .inference import load as load_model
 from .run import start_run
 from .runfolder import HISTORY, MODEL, read_history
 from .weights import read_metadata
 
-__all__ = ["MNIST", "InputError", "Model", "Run", "load", "load_mnist", "read_history", "train"]
+__all__ = ["MNIST", "Committee", "InputError", "Model", "Run", "load", "load_mnist", "read_history", "train"]
 
 
 @dataclass
@@ -68,8 +71,9 @@ def train(*, out=None, log=print, progress=False, **settings):
 
 
 def load(path):
-    """The Model in a weights file (``model.safetensors``), or in a run folder."""
-    return Model.load(path)
+    """The Model in a weights file (``model.safetensors``), in a run folder, or "pretrained" (the model shipped
+    with mnistlab); a list of several of those: their Committee, which predicts as one Model does."""
+    return load_model(path)
 
 
 class MNIST(NamedTuple):

@@ -95,7 +95,7 @@ def cmd_finetune(args, config):
 
 def cmd_test(args):
     from .evaluate import evaluate_file, format_report
-    result = evaluate_file(args.weights, args.data)
+    result = evaluate_file(args.weights if len(args.weights) > 1 else args.weights[0], args.data)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -165,7 +165,9 @@ def build_parser():
 
     test = commands.add_parser("test", help="test saved weights on a labelled set",
                                description="Accuracy, per-class precision/recall and confusion matrix.")
-    test.add_argument("--weights", required=True, metavar="PATH", help="a model.safetensors file")
+    test.add_argument("--weights", required=True, nargs="+", metavar="PATH",
+                      help="a model.safetensors file, a run folder or pretrained (the model shipped with mnistlab); "
+                           "several: their committee (the mean of their probabilities), each member's accuracy too")
     test.add_argument("--data", metavar="PATH",
                       help="CSV, IDX or IDX.gz images file, or a folder (its test set); default: bundled MNIST test set")
     test.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,9 +1,9 @@
 """Judging a saved model on a labelled set: accuracy, per-class precision and recall, confusion matrix.
 
-``evaluate(model, images, labels)`` takes an ``inference.Model``, uint8 images (n, features) and integer
-labels and returns a plain dict, ready for JSON; ``format_report`` turns it into the text the ``test``
-command prints. ``evaluate_file(weights, data)`` does what ``mnistlab test`` does: load both, check
-they fit, evaluate.
+``evaluate(model, images, labels)`` takes an ``inference.Model`` (or a ``Committee``: then each member's
+accuracy and loss too), uint8 images (n, features) and integer labels and returns a plain dict, ready
+for JSON; ``format_report`` turns it into the text the ``test`` command prints. ``evaluate_file(weights,
+data)`` does what ``mnistlab test`` does: load both, check they fit, evaluate.
 """
 
 import numpy as np
@@ -21,15 +21,17 @@ def check_data(model, images, labels, data_name, weights_name):
 
 
 def evaluate_file(weights, data=None):
-    """``evaluate`` for a weights file on a labelled set (any path ``load_images_labels`` takes;
-    None: the bundled MNIST test set)."""
-    from .inference import Model  # here: the report imports confusion_matrix without the network code
+    """``evaluate`` for a weights file, run folder or "pretrained" (a list of several: their committee) on a
+    labelled set (any path ``load_images_labels`` takes; None: the bundled MNIST test set)."""
+    from .inference import load  # here: the report imports confusion_matrix without the network code
 
-    model = Model.load(weights)
+    model = load(weights)
     folder = bundled_mnist_dir() if data is None else data
     images, labels = load_images_labels(folder)
     name = f"bundled MNIST test set ({folder})" if data is None else str(data)
-    check_data(model, images, labels, name, weights)
+    several = isinstance(weights, (list, tuple)) and len(weights) > 1
+    check_data(model, images, labels, name, "the committee" if several else
+               weights[0] if isinstance(weights, (list, tuple)) else weights)
     return evaluate(model, images, labels)
 
 
@@ -44,25 +46,63 @@ def evaluate(model, images, labels):
     return score(model, to_float(images), labels)
 
 
+class Tally:
+    """One model's predictions and summed loss over a labelled set, filled a chunk of logits at a time."""
+
+    def __init__(self, labels, loss):
+        self.labels, self.loss = labels, loss
+        self.predictions = np.empty(len(labels), np.intp)
+        self.total_loss = 0.0
+
+    def add(self, start, logits):
+        y = self.labels[start:start + len(logits)]
+        self.total_loss += self.loss.value(logits, y) * len(y)
+        self.predictions[start:start + len(logits)] = logits.argmax(axis=1)
+
+    @property
+    def accuracy(self):
+        return float((self.predictions == self.labels).mean())
+
+    @property
+    def mean_loss(self):
+        return float(self.total_loss / max(len(self.labels), 1))
+
+
 def score(model, inputs, labels):
     """The report for network inputs (n, features), float in [0, 1], and their labels (n,), computed
-    in chunks (the loss as Network.evaluate sums it, so it matches a run's metrics.json)."""
+    in chunks (the loss as Network.evaluate sums it, so it matches a run's metrics.json). For a
+    Committee, ``members`` adds each member's name, accuracy and loss, from the same pass."""
     labels = np.asarray(labels, np.intp)
-    predictions = np.empty(len(labels), np.intp)
-    total_loss = 0.0
-    for i, logits in model.chunks(inputs):
-        y = labels[i:i + len(logits)]
-        total_loss += model.network.loss.value(logits, y) * len(y)
-        predictions[i:i + len(logits)] = logits.argmax(axis=1)
-    counts = confusion_matrix(labels, predictions, model.classes)
+    tally = Tally(labels, model.loss)
+    members = getattr(model, "members", None)
+    if members:
+        tallies = [Tally(labels, member.loss) for member in members]
+        for i, logits, each in model.member_chunks(inputs):
+            tally.add(i, logits)
+            for member_tally, member_logits in zip(tallies, each):
+                member_tally.add(i, member_logits)
+    else:
+        for i, logits in model.chunks(inputs):
+            tally.add(i, logits)
+    report = summary(labels, tally, model.classes)
+    if members:
+        report["members"] = [{"name": name, "accuracy": t.accuracy, "loss": t.mean_loss}
+                             for name, t in zip(model.names, tallies)]
+    return report
+
+
+def summary(labels, tally, classes):
+    """The report's dict of a filled Tally."""
+    predictions = tally.predictions
+    counts = confusion_matrix(labels, predictions, classes)
     true_positive = np.diag(counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = true_positive / counts.sum(axis=0)  # nan where nothing was predicted as a class
         recall = true_positive / counts.sum(axis=1)
     return {
         "examples": int(len(labels)),
-        "accuracy": float((predictions == labels).mean()),
-        "loss": float(total_loss / max(len(labels), 1)),
+        "accuracy": tally.accuracy,
+        "loss": tally.mean_loss,
         "precision": [None if np.isnan(p) else float(p) for p in precision],
         "recall": [None if np.isnan(r) else float(r) for r in recall],
         "confusion_matrix": counts.tolist(),
@@ -73,8 +113,16 @@ def format_report(result):
     def pct(v):
         return "   -  " if v is None else f"{100 * v:6.2f}"
 
-    lines = [f"accuracy {100 * result['accuracy']:.2f}% on {result['examples']} images "
-             f"(loss {result['loss']:.4f})", "", "class  precision  recall"]
+    lines = []
+    members = result.get("members")
+    if members:
+        lines.append(f"committee of {len(members)} models (the mean of their probabilities):")
+        lines += [f"  {100 * m['accuracy']:6.2f}% (loss {m['loss']:.4f})  {m['name']}" for m in members]
+        lines.append(f"  {100 * result['accuracy']:6.2f}% (loss {result['loss']:.4f})  the committee")
+        lines.append("")
+    lines += [f"accuracy {100 * result['accuracy']:.2f}% on {result['examples']} images "
+              f"(loss {result['loss']:.4f})" + (", the committee's" if members else ""), "",
+              "class  precision  recall"]
     for digit, (p, r) in enumerate(zip(result["precision"], result["recall"])):
         lines.append(f"{digit:>5}  {pct(p)}%   {pct(r)}%")
     lines += ["", "confusion matrix (rows: true digit, columns: predicted)",

@@ -70,7 +70,7 @@ def accuracy_figure(study):
     ax.set_xlim(xmin - 0.08 * (xmax - xmin), xmax)  # room for the crosses at the left edge
     ax.set_xlabel("test accuracy (%)")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title(study.title)
+    ax.set_title(_wrapped(study.title))
     handles, labels = ax.get_legend_handles_labels()
     if reported:  # the bar as drawn is a row tall: too big for the legend
         from matplotlib.lines import Line2D
@@ -145,5 +145,10 @@ def curves_band_figure(study):
         ax.xaxis.get_major_locator().set_params(integer=True)
     figure.legend(handles=handles, loc="outside lower center", ncols=1 if len(rows) <= 6 else 2,
                   fontsize="small")
-    figure.suptitle(study.title)
+    figure.suptitle(_wrapped(study.title))
     return figure
+
+
+def _wrapped(title, width=80):
+    """A study's title in lines of at most ``width`` characters: a long one ran off the figure."""
+    return "\n".join(textwrap.wrap(title, width)) or title

@@ -55,6 +55,10 @@ class ModelInfo(BaseModel):
     epochs: int | None
     data: str | None = Field(description="what it was trained on")
     seed: int | None
+    members: list["ModelInfo"] | None = Field(None, description="a committee's members (it reads a digit by the "
+                                              "mean of their probabilities); null for a single model")
+    pretrained: str | None = Field(None, description="the model shipped with mnistlab: the study, configuration "
+                                   "and seed it comes from; null for any other")
 
 
 class Prediction(BaseModel):
@@ -229,10 +233,12 @@ def add_offline_docs(app):
                                    swagger_ui_parameters={"validatorUrl": None})
 
 
-def create_app(weights, runs_dir="runs", collect=None):
-    """The app serving ``weights`` (a model file) by default, and the models under ``runs_dir`` on request;
-    with ``collect`` (a drawings.CollectSettings), the drawings API too."""
-    catalogue = Catalogue(runs_dir, weights)
+def create_app(weights, runs_dir="runs", collect=None, pretrained=None):
+    """The app serving ``weights`` (a model file; a list of several: their committee) by default, and on
+    request the model shipped with mnistlab (its file ``pretrained``, by default ``pretrained.FILE``, if
+    there) and the models under
+    ``runs_dir``; with ``collect`` (a drawings.CollectSettings), the drawings API too."""
+    catalogue = Catalogue(runs_dir, weights, pretrained)
     app = FastAPI(title="mnistlab draw", version="1", docs_url=None, redoc_url=None,
                   description="Draw a digit; a from-scratch network trained on MNIST reads it. "
                               "The drawing is cropped, scaled and centred as MNIST's digits were.")
@@ -255,7 +261,8 @@ def create_app(weights, runs_dir="runs", collect=None):
         found = pick(model)
         return found.info(default=found.name == catalogue.default_name)
 
-    @app.get("/api/models", response_model=list[ModelInfo], summary="Every model under the runs folder")
+    @app.get("/api/models", response_model=list[ModelInfo],
+             summary="The served model, the one shipped with mnistlab and every model under the runs folder")
     def models():
         return catalogue.listing()
 

@@ -28,13 +28,16 @@ def cmd_draw(args):
         from .server import bind_workers, serve
     except ModuleNotFoundError as e:
         raise InputError(f"mnistlab draw needs {e.name}, one of mnistlab's dependencies: {REINSTALL}") from None
+    from ..inference import weights_path
+    from .drawings import CollectSettings
     from .models import MODEL_FILE, find_default_weights
 
-    from .drawings import CollectSettings
-
-    weights = Path(args.weights) if args.weights else find_default_weights(RUNS_DIR)
-    if weights.is_dir():  # a run folder, as mnistlab.load takes one
-        weights = weights / MODEL_FILE
+    # A, a run folder or pretrained; A,B,C: their committee
+    if args.weights and "" in args.weights.split(","):
+        raise InputError(f"--weights {args.weights}: an empty name between commas (A,B,C names a committee)")
+    named = [weights_path(w) for w in args.weights.split(",")] if args.weights else [find_default_weights(RUNS_DIR)]
+    named = [w / MODEL_FILE if w.is_dir() else w for w in named]  # a run folder, as mnistlab.load takes one
+    weights = named[0] if len(named) == 1 else named
     if args.collect_max_mb <= 0:
         raise InputError(f"--collect-max-mb {args.collect_max_mb}: must be a positive number")
     local = is_loopback(args.host)
@@ -49,7 +52,8 @@ def cmd_draw(args):
     def ready(url):
         workers = f", {args.workers} worker processes" if args.workers > 1 else ""
         kept = f"; labelled drawings kept in {collect.folder}" if collect.enabled else ""
-        print(f"serving {url} with {weights} (models under {RUNS_DIR}/ selectable{workers}{kept}); Ctrl-C stops",
+        served = f"the committee of {', '.join(map(str, named))}" if len(named) > 1 else named[0]
+        print(f"serving {url} with {served} (models under {RUNS_DIR}/ selectable{workers}{kept}); Ctrl-C stops",
               flush=True)
 
     if not local:
@@ -82,8 +86,9 @@ def add_commands(commands):
         description="Serve a local page where you draw a digit (mouse, touch or pen) or upload a photo of one, "
                     "and the model predicts it live.")
     draw.add_argument("--weights", metavar="FILE",
-                      help="model file or run folder to serve (default: runs/default/model.safetensors, "
-                           "else the newest run under runs/)")
+                      help="model file, run folder or pretrained (the model shipped with mnistlab) to serve; "
+                           "A,B,C: the committee of those (the mean of their probabilities). Default: "
+                           "runs/default/model.safetensors, else the shipped model, else the newest run under runs/")
     draw.add_argument("--port", type=int, default=8000, metavar="P", help="port (default: 8000; 0 picks a free one)")
     draw.add_argument("--host", default="127.0.0.1", metavar="H",
                       help="address to listen on (default: 127.0.0.1, this machine only)")

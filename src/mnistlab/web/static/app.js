@@ -232,18 +232,28 @@ function shape(info) {  // 784-800-800-10 for an all-dense network, else its arc
   return info.sizes ? info.sizes.join("-") : info.arch;
 }
 
-function describe(info) {
-  const accuracy = info.test_accuracy == null ? "?" : `${(100 * info.test_accuracy).toFixed(2)}%`;
-  return `${info.name.replace(/\/model\.safetensors$/, "")} — ${shape(info)}, ${accuracy}`;
+function percent(accuracy) {
+  return accuracy == null ? "?" : `${(100 * accuracy).toFixed(2)}%`;
+}
+
+function describe(info) {  // the selector's line: name, shape and accuracy
+  const name = info.name.replace(/\/model\.safetensors/g, "");
+  if (info.members) return `${name} (the mean of ${info.members.length})`;
+  return `${name} — ${shape(info)}, ${percent(info.test_accuracy)}`;
 }
 
 function showModel(info) {
-  const rows = [
+  const rows = info.members ? [  // a committee: what it is, then one line per member
+    ["committee", `${info.members.length} models; it reads the mean of their probabilities`],
+    ...info.members.map((m, k) => [`member ${k + 1}`, describe(m)]),
+    ["parameters", info.parameters.toLocaleString("en")],
+  ] : [
     ["architecture", `${shape(info)} (${info.activation})`],
     ["parameters", info.parameters.toLocaleString("en")],
-    ["test accuracy", info.test_accuracy == null ? "not recorded" : `${(100 * info.test_accuracy).toFixed(2)}%`],
+    ["test accuracy", info.test_accuracy == null ? "not recorded" : percent(info.test_accuracy)],
     ["epochs", info.epochs ?? "?"],
     ["trained on", info.data ?? "?"],
+    ...(info.pretrained ? [["shipped", `with mnistlab: ${info.pretrained}`]] : []),
   ];
   modelInfo.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
