@@ -25,7 +25,7 @@ epoch of one library with a quick one of the other. Both figures are in --json.)
 
 The clock (time.perf_counter) covers only the epoch's loop, not reading the files (mnistlab.data)
 nor the per-epoch shuffle (one gather into a contiguous array, shared by both). Each library does
-one warm-up step per case. Both may use --threads N (default: every core): torch.set_num_threads(N);
+one warm-up step per case, and one of the epoch's last, shorter batch. Both may use --threads N (default: every core): torch.set_num_threads(N);
 mnistlab what its trainer would use, mnistlab.nn.blas.threads_for: N, or 1 for networks and batches
 whose products are too small to share between cores (column thr); threadpoolctl's limit of N around
 the peak matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its trainer does); torch the loop
@@ -215,9 +215,12 @@ def run_case(case, x, y, x_test, y_test, args):
 
     def as_torch(a):  # images as torch wants them: (n, 1, 28, 28) for a CNN
         return torch.from_numpy(a.reshape(-1, 1, 28, 28) if sizes is None else a)
-    mnistlab_epoch(net, opt, x[:batch], y[:batch], batch, threads, rng)  # warm-up: one step each
-    if torch:
-        torch_epoch(model, topt, as_torch(x[:batch]), torch.from_numpy(y[:batch]), batch)
+    # Warm-up: one step each, and one of the epoch's last, shorter batch (mnistlab plans each batch
+    # size once a run: buffers and, as two streams, a try of each product's shape).
+    for size in sorted({batch, len(x) % batch} - {0}, reverse=True):
+        mnistlab_epoch(net, opt, x[:size], y[:size], batch, threads, rng)
+        if torch:
+            torch_epoch(model, topt, as_torch(x[:size]), torch.from_numpy(y[:size]), batch)
     times_m, times_t, snap = [], [], cpu_snapshot()
     for r in range(args.repeats):
         order = np.random.default_rng(SEED + 1 + r).permutation(len(x))  # the same shuffle for both
