@@ -20,7 +20,8 @@ MARKER = re.compile(r"<!-- table: results/([\w-]+) -->")
 # The summary's rows name their sections; the studies each section reports on.
 SECTION_STUDIES = {"§1": ["init"], "§2": ["batch_size"], "§3": ["architecture"],
                    "§4": ["stopping", "stopping_fast"], "§5": ["fine_tuning", "fine_tuning_readings"],
-                   "§6": ["augmentation", "augmentation_student"], "§7": ["best", "best-single"]}
+                   "§6": ["augmentation", "augmentation_student"], "§7": ["best", "best-single"],
+                   "§9": ["cnn_recipe", "cnn"]}
 PLUS_MINUS = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)%")
 PERCENT = re.compile(r"(?<![\d.±] )(?<![\d.])(\d+\.\d+)%")
 CLAIM = re.compile(r"[+-]\d+\.\d+ points \(SE \d+\.\d+, t = -?\d+\.\d+, n = \d+ and \d+\)")

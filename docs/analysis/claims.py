@@ -199,13 +199,27 @@ def best(results, say):
     say("7", "best, validation accuracy per seed", " ".join(f"{100 * m['val_accuracy']:.2f}" for m in metrics))
 
 
+def cnn(results, say):
+    recipe = results / "cnn_recipe"
+    if not (recipe / "table.csv").is_file():
+        return
+    s = Study(recipe)
+    for label in s.table:
+        history = s.histories(label)[0]
+        say("9", f"cnn_recipe, {label}: validation accuracy at the last epoch, and its best",
+            f"{100 * float(history[-1]['val_accuracy']):.2f}% (epoch {history[-1]['epoch']}), "
+            f"best {100 * max(float(h['val_accuracy']) for h in history):.2f}%")
+        say("9", f"cnn_recipe, {label}: seconds of training, seconds an epoch (median)",
+            f"{s.seconds(label)[0]:.0f} s, {statistics.median(float(h['seconds']) for h in history):.0f} s")
+
+
 def main(results=Path("results")):
     results = Path(results)
 
     def say(section, what, figure):
         print(f"{section} | {what} | {figure}")
 
-    for part in (init, architecture, batch_size, stopping, fine_tuning, augmentation, best):
+    for part in (init, architecture, batch_size, stopping, fine_tuning, augmentation, best, cnn):
         part(results, say)
 
 
