@@ -38,6 +38,7 @@ def channel_dot(a, b):
 
 class BatchNorm:
     kind = "bn"
+    eps = EPS
 
     def __init__(self, spec, dtype=np.float32):
         self.spec, self.name = spec, self.kind

@@ -23,6 +23,7 @@ channel). Every speed trick of the layer lives here, each measured in the README
   time so that both stay in cache; never ``np.add.at``.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -144,6 +145,20 @@ class Conv2d:
             if self.activation:
                 self.activation.forward(y)
         return out
+
+    def folded(self, norm):
+        """A copy of this layer for inference with the batch norm ``norm`` that follows it folded in: the
+        product's columns scaled by gamma / sqrt(var + eps), the bias (b - mean) * that + beta, then the
+        activation the norm applied. One pass over the feature maps instead of three."""
+        scale = norm.params["gamma"].astype(np.float64) / np.sqrt(norm.state["var"].astype(np.float64) + norm.eps)
+        fused = copy.copy(self)
+        fused.packed = (self.packed.astype(np.float64) * scale).astype(self.dtype)
+        fused.packed[-1] = ((self.packed[-1] - norm.state["mean"]) * scale + norm.params["beta"]).astype(self.dtype)
+        k, c, f = self.kernel, self.in_hwc[2], self.out_hwc[2]
+        fused.params = {"weight": fused.packed[:-1].reshape(k, k, c, f).transpose(3, 2, 0, 1),
+                        "bias": fused.packed[-1]}
+        fused.activation = norm.activation
+        return fused
 
     def plan(self, batch, input_grad, streams=SERIAL):
         return ConvStep(self, batch, input_grad, streams)
