@@ -335,7 +335,8 @@ def main(argv=None):
         goals = []
         if ratio_max is not None:
             ok = None if r["ratio"] is None else r["ratio"] <= ratio_max
-            goals.append(f"ratio <= {ratio_max}: {verdict(ok)}")
+            exact = "" if r["ratio"] is None else f" ({r['ratio']:.3f})"  # the column's 1.00 may be 1.004: a miss
+            goals.append(f"ratio <= {ratio_max}{exact}: {verdict(ok)}")
         if peak_min is not None and r["conv_gflops"] is not None:
             share = r["conv_peak_share"] = r["conv_gflops"] / peak
             goals.append(f"conv layers {r['conv_gflops']:.0f} GFLOP/s ({100 * share:.0f}%) >= "
