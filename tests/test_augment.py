@@ -146,7 +146,32 @@ def test_online_resume_at_a_later_epoch_gives_that_epochs_images(digits):
     assert np.array_equal(jumped, aug.apply(images, epoch_rng(1, 5)))
 
 
+def test_resample_is_the_drawing_pages_shrink_and_enlarge_at_a_random_side(digits):
+    """Each image equals, to float32 rounding, the preprocessing's own resize to some side in [14, 28] and back;
+    the sides vary and cover the range; no strength is the identity."""
+    from mnistlab.data.drawing import resize
+    images = to_float(digits[0])[:200].reshape(-1, 28, 28)
+    out = Augmentation(("resample",), resample=0.5).apply(images, np.random.default_rng(1))
+    sides = []
+    for image, got in zip(images, out):
+        errors = {side: np.abs(resize(resize(image.astype(np.float64), (side, side)), (28, 28)) - got).max()
+                  for side in range(14, 29)}
+        side = min(errors, key=errors.get)
+        assert errors[side] < 1e-5, errors[side]
+        sides.append(side)
+    assert min(sides) == 14 and max(sides) == 28 and len(set(sides)) == 15
+    np.testing.assert_array_equal(Augmentation(("resample",), resample=0.0).apply(images, np.random.default_rng(1)),
+                                  images)
+
+
+def test_all_means_the_nine_transforms_of_the_augmentation_study():
+    from mnistlab.config import augment_names
+    assert augment_names("all") == ("thickness", "zoom", "rotate", "shear", "shift", "elastic", "blur", "squares",
+                                     "noise")
+
+
 @pytest.mark.parametrize("settings", [{"transforms": ("twist",)}, {"rotate": -1.0}, {"zoom": 1.0},
+                                      {"resample": 1.0}, {"resample": -0.1},
                                       {"squares": 1.5}, {"square_size": 0}, {"elastic_sigma": float("nan")}])
 def test_bad_settings_are_input_errors(settings):
     with pytest.raises(InputError, match="augment: "):
@@ -224,7 +249,7 @@ def test_a_bad_augmentation_setting_is_one_line_and_exit_2(cli, tiny, tmp_path):
     assert result.code == 2
     assert result.err.strip().splitlines() == [
         "mnistlab: error: flag: --augment = 'rotate,twist': unknown transform 'twist' (known: thickness, zoom, "
-        "rotate, shear, shift, elastic, blur, squares, noise; or all, none)"]
+        "rotate, shear, shift, elastic, resample, blur, squares, noise; or all, none)"]
 
 
 def test_augment_preview_command_writes_the_png(cli, tmp_path):

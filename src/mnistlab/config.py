@@ -28,11 +28,14 @@ INITIALIZER_NAMES = ("zero", "random", "he", "xavier", "he_report", "xavier_repo
 OPTIMIZER_NAMES = ("sgd", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 STOPPING_NAMES = ("none", "early", "overfit", "patience", "plateau")
-AUGMENT_NAMES = ("thickness", "zoom", "rotate", "shear", "shift", "elastic", "blur", "squares", "noise")  # data.augment
+AUGMENT_NAMES = ("thickness", "zoom", "rotate", "shear", "shift", "elastic", "resample", "blur", "squares",
+                 "noise")  # data.augment
+# "all": the nine transforms of the augmentation study, as when it ran; resample came later and is named alone
+ALL_AUGMENTS = tuple(name for name in AUGMENT_NAMES if name != "resample")
 AUGMENT_MODES = ("online", "offline")
 AUGMENT_COPY_KINDS = ("composed", "one_each")
-AUGMENT_STRENGTHS = ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "thickness", "blur",
-                     "squares", "square_size", "noise")
+AUGMENT_STRENGTHS = ("rotate", "zoom", "shear", "shift", "elastic_alpha", "elastic_sigma", "thickness", "resample",
+                     "blur", "squares", "square_size", "noise")
 
 
 # ---------------------------------------------------------------- checks: value -> complaint or None
@@ -73,9 +76,9 @@ def positive_or_none(value):
 
 
 def augment_names(value):
-    """'rotate, elastic' -> ('rotate', 'elastic'); 'all' -> every transform; 'none' -> ()."""
+    """'rotate, elastic' -> ('rotate', 'elastic'); 'all' -> every transform but resample; 'none' -> ()."""
     if value in ("none", "all"):
-        return () if value == "none" else AUGMENT_NAMES
+        return () if value == "none" else ALL_AUGMENTS
     return tuple(name.strip() for name in str(value).split(",") if name.strip())
 
 
@@ -116,7 +119,7 @@ class RunConfig:
     init: str = setting("he", "weight initializer", "NAME", choices=INITIALIZER_NAMES)
     dropout: float = setting(0.0, "dropout probability on hidden units", "P", check=fraction)
     # Augmentation (data/augment.py): which transforms, how, and each one's strength
-    augment: str = setting("shift,elastic", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all, none",
+    augment: str = setting("shift,elastic", f"augmentations, comma-separated: {', '.join(AUGMENT_NAMES)}; or all (all but resample), none",
                            "NAMES", check=known_augmentations)
     augment_mode: str = setting("online", "online: fresh variants every epoch; offline: the set plus "
                                 "--augment-copies fixed variants per image", "MODE", choices=AUGMENT_MODES)
@@ -133,6 +136,9 @@ class RunConfig:
     elastic_sigma: float = setting(4.0, "augment: smoothness of the elastic field (Gaussian sigma), pixels",
                                    "SIGMA", check=positive)
     thickness: int = setting(1, "augment: stroke width change, pixels (+-)", "PIXELS", check=at_least_zero)
+    resample: float = setting(0.5, "augment: digits shrunk to a side from 28 (1 - resample) to 28 px and enlarged "
+                                   "back, as the drawing page's preprocessing treats a digit drawn small", "FRACTION",
+                              check=fraction)
     blur: float = setting(1.0, "augment: Gaussian blur sigma, pixels", "SIGMA", check=at_least_zero)
     squares: int = setting(2, "augment: black squares per image (cutout)", "N", check=at_least_zero)
     square_size: int = setting(6, "augment: black squares' side, pixels", "PIXELS", check=positive)

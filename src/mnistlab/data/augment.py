@@ -11,7 +11,7 @@ same dtype, shape and range; the work is done in float32. Every random number co
 
 Whatever the order of names, the transforms run in one fixed order (``TRANSFORMS``): thickness, the
 geometric ones (zoom, rotate, shear, shift, elastic) as ONE bilinear interpolation over a composed
-coordinate field, blur, squares, noise. Composing matters for speed: one interpolation per chunk of images costs the
+coordinate field, resample, blur, squares, noise. Composing matters for speed: one interpolation per chunk of images costs the
 same for an affine map as for affine + elastic, where separate passes would each cost it (and blur
 the image each time).
 """
@@ -29,7 +29,7 @@ from ..errors import InputError
 
 SIDE = 28
 GEOMETRIC = ("zoom", "rotate", "shear", "shift", "elastic")
-TRANSFORMS = ("thickness", *GEOMETRIC, "blur", "squares", "noise")  # the order they are applied in
+TRANSFORMS = ("thickness", *GEOMETRIC, "resample", "blur", "squares", "noise")  # the order they are applied in
 CHUNK = 256  # images per pass: the working arrays (a few 256 x 784 float32) stay in cache
 _CENTRE = (SIDE - 1) / 2
 _TILE = SIDE + 2  # each image padded with a one-pixel zero border inside the stacked interpolation input
@@ -51,6 +51,7 @@ class Augmentation:
     elastic_alpha: float = 34.0  # displacement scale, pixels (Simard et al. 2003: 34 with sigma 4)
     elastic_sigma: float = 4.0  # smoothing of the random displacement field, pixels
     thickness: int = 1  # pixels of stroke width added (grey dilation) or taken (erosion), half the images each
+    resample: float = 0.5  # shrunk to a side from 28 (1 - resample) to 28 px and enlarged back (a digit drawn small)
     blur: float = 1.0  # Gaussian sigma, pixels, the same for every image
     squares: int = 2  # black squares per image (cutout)
     square_size: int = 6  # their side, pixels
@@ -96,6 +97,8 @@ class Augmentation:
             x = thickness(x, self.thickness, rng)
         if chosen & set(GEOMETRIC):
             x = warp(x, *self._coordinate_parts(len(x), rng, chosen))
+        if "resample" in chosen and self.resample:
+            x = resample(x, self.resample, rng)
         if "blur" in chosen and self.blur:
             x = blur(x, self.blur)
         if "squares" in chosen and self.squares:
@@ -129,6 +132,9 @@ def problem(transforms, **strengths):
             return name, "must be a number >= 0"
     if values["zoom"] >= 1:
         return "zoom", "must be below 1 (scale in [1 - zoom, 1 + zoom])"
+    value = values["resample"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        return "resample", "must be a number from 0 to below 1 (the side taken off, as a fraction of 28 px)"
     if "elastic" in values["transforms"] and values["elastic_sigma"] <= 0:
         return "elastic_sigma", "must be > 0"
     for name, low in (("thickness", 0), ("squares", 0), ("square_size", 1)):
@@ -292,6 +298,23 @@ def thickness(images, pixels, rng):
     if (~thicker).any():
         out[~thicker] = grey_erosion(images[~thicker], footprint=footprint)
     return out
+
+
+def resample(images, amount, rng):
+    """Each image shrunk to a random side from ceil(28 (1 - amount)) to 28 pixels (uniform over the integers)
+    and enlarged back to 28, both with the anti-aliased triangle filter of the drawing page's preprocessing
+    (``drawing.resample_matrix``): what that preprocessing does to a digit drawn small on the canvas. Strokes
+    soften and widen, thin gaps close. One 28x28 product on each side per image, grouped by side."""
+    from .drawing import resample_matrix
+    low = max(2, math.ceil(SIDE * (1 - amount)))
+    sides = rng.integers(low, SIDE + 1, len(images))
+    for side in np.unique(sides):
+        if side == SIDE:
+            continue
+        chosen = np.flatnonzero(sides == side)
+        there_and_back = (resample_matrix(side, SIDE) @ resample_matrix(SIDE, side)).astype(np.float32)
+        images[chosen] = there_and_back @ images[chosen] @ there_and_back.T
+    return images
 
 
 def blur(images, sigma):

@@ -27,6 +27,7 @@ def _caption(name, aug):
         "shift": f"shift ±{aug.shift:g} px",
         "elastic": f"elastic α{aug.elastic_alpha:g} σ{aug.elastic_sigma:g}",
         "thickness": f"thickness ±{aug.thickness}",
+        "resample": f"resample {round(28 * (1 - aug.resample))}-28 px",
         "blur": f"blur σ{aug.blur:g}",
         "squares": f"{aug.squares} squares {aug.square_size}px",
         "noise": f"noise {aug.noise:g}",
