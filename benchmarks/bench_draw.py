@@ -8,6 +8,8 @@ seeded. Each model's accuracy is printed on the plain test set, on the test digi
 through the preprocessing (column "again": what it costs on MNIST's own images), on the drawings through
 ``mnistlab.data.drawing.mnist_like`` (the page's preprocessing; target: within 1.5 points of plain)
 and on the drawings naively shrunk whole to 28x28 (anti-aliased), to show what the preprocessing buys.
+With ``--validation`` each run folder's own validation images are redrawn instead, so recipes can be
+compared on redrawn digits without the test set.
 
 (2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1, as
 ``mnistlab draw --workers N`` serves it (N = 1, then 2: one per core, the default here); 20 client
@@ -20,6 +22,7 @@ second and errors (target: p99 under 20 ms, no errors). Client and server share 
 clients turn Nagle's algorithm off on their connections, as browsers do.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
+          [--validation]
           [--canvas SIDE] [--payload deflate|compact|pixels] [--workers N [N ...]]
       (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's;
       workers: server processes, one latency run each, default 1 2)
@@ -71,26 +74,53 @@ def as_drawing(digit, rng):
     return canvas
 
 
-def robustness(weights, count, seed=0):
-    data = load_dataset()
-    images, labels = data.test_images[:count], data.test_labels[:count]
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    drawings = [as_drawing(d, rng) for d in images.reshape(-1, 28, 28)]
-    prepared = [mnist_like(c) for c in drawings]
-    drawn = np.array([np.zeros((28, 28), np.uint8) if p is None else p for p in prepared]).reshape(count, 784)
-    naive = np.array([np.clip(resize(c, (28, 28)), 0, 255) for c in drawings]).reshape(count, 784)
-    again = np.array([mnist_like(d) for d in images.reshape(-1, 28, 28)]).reshape(count, 784)  # none is blank
-    print(f"robustness: {count} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas "
-          f"({time.perf_counter() - t0:.1f} s to draw and preprocess; {sum(p is None for p in prepared)} blank)")
+def robustness(weights, count, seed=0, validation=False):
+    """Print each model's accuracy on plain, re-preprocessed, redrawn and naively shrunk digits: the first ``count``
+    test digits, or with ``validation`` the first ``count`` of each run folder's own validation images (the split
+    its config.toml makes), so that recipes can be compared on redrawn digits without looking at the test set."""
+    if validation:
+        for path in weights:
+            if not (Path(path) / "config.toml").is_file():
+                raise SystemExit(f"bench_draw: --validation: {path} is not a run folder (no config.toml)")
+    data = None if validation else load_dataset()
     print(f"{'model':<48} {'plain %':>8} {'again %':>8} {'drawn %':>8} {'drop':>6} {'naive %':>8}  target drop <= 1.5")
+    shown = None
     for path in weights:
+        if validation:
+            from mnistlab.build import load_data
+            from mnistlab.config import load_toml
+            split = load_data(load_toml(Path(path) / "config.toml"))
+            images = np.rint(split.val_x[:count].reshape(-1, 28, 28) * 255).astype(np.uint8)
+            labels = split.val_y[:count]
+            what = f"validation images of {path}"
+        else:
+            images, labels = data.test_images[:count].reshape(-1, 28, 28), data.test_labels[:count]
+            what = "MNIST test digits"
+        if shown != what or validation:
+            drawn, again, naive, blank, took = redrawn(images, seed)
+            print(f"robustness: {len(images)} {what} redrawn on a {CANVAS}x{CANVAS} canvas "
+                  f"({took:.1f} s to draw and preprocess; {blank} blank)")
+            shown = what
         model = load(str(path).split(","))  # a model file, a run folder, pretrained; A,B,C: their committee
-        accuracy = {name: 100 * float(np.mean(model.predict(x.astype(np.float32) / 255) == labels))
+        n = len(images)
+        accuracy = {name: 100 * float(np.mean(model.predict(x.reshape(n, 784).astype(np.float32) / 255) == labels))
                     for name, x in (("plain", images), ("again", again), ("drawn", drawn), ("naive", naive))}
         drop = accuracy["plain"] - accuracy["drawn"]
         print(f"{str(path):<48} {accuracy['plain']:8.2f} {accuracy['again']:8.2f} {accuracy['drawn']:8.2f} {drop:6.2f} {accuracy['naive']:8.2f}"
               f"  {'met' if drop <= 1.5 else 'missed'}")
+
+
+def redrawn(images, seed):
+    """(drawn, again, naive) 28x28 versions of ``images`` (n, 28, 28) uint8, the number of blank drawings, and
+    the seconds it took."""
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    drawings = [as_drawing(d, rng) for d in images]
+    prepared = [mnist_like(c) for c in drawings]
+    drawn = np.array([np.zeros((28, 28), np.uint8) if p is None else p for p in prepared])
+    naive = np.array([np.clip(resize(c, (28, 28)), 0, 255) for c in drawings])
+    again = np.array([mnist_like(d) for d in images])  # none is blank
+    return drawn, again, naive, sum(p is None for p in prepared), time.perf_counter() - t0
 
 
 SERVER = """
@@ -220,6 +250,9 @@ def main():
                              "(default: the model mnistlab draw would serve)")
     parser.add_argument("--quick", action="store_true", help="500 digits and 500 requests: checks the script works")
     parser.add_argument("--only", choices=["robustness", "latency"])
+    parser.add_argument("--validation", action="store_true",
+                        help="robustness: redraw each run folder's own validation images instead of the test digits "
+                             "(to compare recipes without the test set)")
     parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
                         help=f"latency: side of the canvas posted (default {CANVAS}, the page's; 28 to 1024)")
     parser.add_argument("--payload", choices=PAYLOADS, default="deflate",
@@ -235,7 +268,7 @@ def main():
         from mnistlab.web.models import find_default_weights
         weights = [find_default_weights("runs")]
     if args.only != "latency":
-        robustness(weights, 500 if args.quick else 10_000)
+        robustness(weights, 500 if args.quick else 10_000, validation=args.validation)
     if args.only != "robustness":
         for workers in args.workers:
             latency(weights_path(str(weights[0])), 500 if args.quick else 5_000, side=args.canvas, payload=args.payload,
