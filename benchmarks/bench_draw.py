@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.data.drawing import mnist_like, resize  # noqa: E402
-from mnistlab.inference import load, weights_path  # noqa: E402
+from mnistlab.inference import committee_names, load, weights_path  # noqa: E402
 
 CANVAS = 280
 
@@ -101,7 +101,8 @@ def robustness(weights, count, seed=0, validation=False):
             print(f"robustness: {len(images)} {what} redrawn on a {CANVAS}x{CANVAS} canvas "
                   f"({took:.1f} s to draw and preprocess; {blank} blank)")
             shown = what
-        model = load(str(path).split(","))  # a model file, a run folder, pretrained; A,B,C: their committee
+        names = committee_names(str(path))  # a model file, a run folder, pretrained; A,B,C: their committee
+        model = load(names[0] if len(names) == 1 else names)
         n = len(images)
         accuracy = {name: 100 * float(np.mean(model.predict(x.reshape(n, 784).astype(np.float32) / 255) == labels))
                     for name, x in (("plain", images), ("again", again), ("drawn", drawn), ("naive", naive))}

@@ -303,3 +303,18 @@ def test_load_of_no_model_or_a_missing_member_is_a_clear_error(members, tmp_path
         mnistlab.load([])
     with pytest.raises(mnistlab.InputError, match="no such weights file"):
         mnistlab.load([members[0], tmp_path / "missing.safetensors"])
+
+
+def test_committee_names_keep_an_existing_path_with_commas_whole(tmp_path):
+    """Study run folders have commas in their names (runs/augment=zoom,rotate,shift/seed0): `draw --weights` and
+    bench_draw must read such a folder as one model, and split only names that are not paths."""
+    from mnistlab.errors import InputError
+    from mnistlab.inference import committee_names
+    folder = tmp_path / "augment=zoom,rotate,shift" / "seed0"
+    folder.mkdir(parents=True)
+    assert committee_names(str(folder)) == [str(folder)]
+    assert committee_names(f"{tmp_path}/a.safetensors,{tmp_path}/b.safetensors") == [
+        f"{tmp_path}/a.safetensors", f"{tmp_path}/b.safetensors"]
+    assert committee_names("pretrained") == ["pretrained"]
+    with pytest.raises(InputError, match="empty name between commas"):
+        committee_names("a,,b")

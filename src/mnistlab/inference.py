@@ -250,6 +250,18 @@ class Committee(Predictor):
 PRETRAINED = "pretrained"  # the name load() takes for the model shipped with mnistlab
 
 
+def committee_names(text):
+    """The models named by ``text``: "A" or "A,B,C" (a committee). A path that exists is one model whatever it
+    holds, since the study folders' names have commas (``runs/augment=zoom,rotate,shift/seed0``); else the text
+    is split at its commas. InputError for an empty name between commas."""
+    if text == PRETRAINED or Path(text).exists():
+        return [text]
+    names = text.split(",")
+    if "" in names:
+        raise InputError(f"--weights {text}: an empty name between commas (A,B,C names a committee)")
+    return names
+
+
 def weights_path(spec):
     """The model file or run folder ``spec`` names: a path, or "pretrained" for the shipped model."""
     if isinstance(spec, str) and spec == PRETRAINED:

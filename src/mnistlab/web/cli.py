@@ -28,14 +28,13 @@ def cmd_draw(args):
         from .server import bind_workers, serve
     except ModuleNotFoundError as e:
         raise InputError(f"mnistlab draw needs {e.name}, one of mnistlab's dependencies: {REINSTALL}") from None
-    from ..inference import weights_path
+    from ..inference import committee_names, weights_path
     from .drawings import CollectSettings
     from .models import MODEL_FILE, find_default_weights
 
     # A, a run folder or pretrained; A,B,C: their committee
-    if args.weights and "" in args.weights.split(","):
-        raise InputError(f"--weights {args.weights}: an empty name between commas (A,B,C names a committee)")
-    named = [weights_path(w) for w in args.weights.split(",")] if args.weights else [find_default_weights(RUNS_DIR)]
+    named = ([weights_path(w) for w in committee_names(args.weights)] if args.weights
+             else [find_default_weights(RUNS_DIR)])
     named = [w / MODEL_FILE if w.is_dir() else w for w in named]  # a run folder, as mnistlab.load takes one
     weights = named[0] if len(named) == 1 else named
     if args.collect_max_mb <= 0:
