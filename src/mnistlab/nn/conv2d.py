@@ -134,7 +134,8 @@ class Conv2d:
             m = len(part)
             if padded is None or len(padded) != m:
                 padded = np.zeros(self.padded_shape(m), self.dtype) if any(self.pads) else None
-                cols = np.ones((m * out_h * out_w, self.fan_in + 1), self.dtype)
+                cols = np.empty((m * out_h * out_w, self.fan_in + 1), self.dtype)
+                cols[:, -1] = 1  # the bias column; the windows fill the rest (np.ones wrote it all twice)
             if padded is not None:
                 padded[:, top:top + h, left:left + w] = part
                 part = padded
