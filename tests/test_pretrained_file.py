@@ -46,3 +46,13 @@ def test_the_shipped_model_reads_the_first_1000_test_digits_at_99_percent_or_bet
 
 def test_draw_on_a_fresh_clone_serves_the_shipped_model(tmp_path):
     assert find_default_weights(tmp_path / "runs") == pretrained.FILE
+
+
+def test_plot_and_report_draw_the_shipped_model_by_its_name(tiny, tmp_path, cli):
+    result = cli(["plot", "--weights", "pretrained", "--data", tiny.test_csv, "--out", tmp_path])
+    assert result.code == 0, result.err
+    assert {"confusion.png", "mistakes.png", "first-layer.png", "feature-maps.png"} <= {p.name for p in tmp_path.iterdir()}
+    out = tmp_path / "report.html"
+    result = cli(["report", str(tmp_path), "--out", str(out), "--weights", "pretrained", "--data", tiny.test_csv])
+    assert result.code == 0, result.err
+    assert "The model shipped with mnistlab (pretrained)" in out.read_text()

@@ -28,7 +28,9 @@ def add_commands(commands):
                            "several); a study or --weights: the folder for the images (default: the study's "
                            "folder, the weights file's folder)")
     plot.add_argument("--format", choices=FORMATS, help="image format (default: --out's suffix, else png)")
-    plot.add_argument("--weights", metavar="FILE", help="a model.safetensors file: draw the model's figures")
+    plot.add_argument("--weights", metavar="FILE",
+                      help="a model.safetensors file, a run folder or pretrained (the shipped model): draw the "
+                           "model's figures")
     plot.add_argument("--data", metavar="FILE",
                       help="with --weights: the labelled test set (CSV, IDX or folder; default: bundled MNIST)")
     plot.set_defaults(func=cmd_plot)
@@ -40,7 +42,8 @@ def add_commands(commands):
     report.add_argument("results", metavar="RESULTS_DIR", help="folder of study folders (e.g. results/)")
     report.add_argument("--out", metavar="FILE", default="docs/report.html", help="default: docs/report.html")
     report.add_argument("--weights", metavar="FILE",
-                        help=f"model for the confusion matrix and mistakes (default: {DEFAULT_WEIGHTS} if present)")
+                        help="model for the confusion matrix and mistakes: a model file, a run folder or pretrained "
+                             f"(the shipped model; default: {DEFAULT_WEIGHTS} if present)")
     report.add_argument("--data", metavar="FILE", help="test set for --weights (default: bundled MNIST)")
     report.add_argument("--studies", metavar="NAME,...", type=names,
                         help="the study folders to show, in this order (default: every one, sorted by name)")

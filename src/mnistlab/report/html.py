@@ -96,7 +96,9 @@ def model_section(weights, data=None):
     from .model import confusion_figure, feature_maps_figure, mistakes_figure, predict_set, weights_figure
 
     p = predict_set(weights, data)
-    parts = [f'<h2 id="model">The model in {html.escape(str(weights))}</h2>',
+    heading = ("The model shipped with mnistlab (pretrained)" if str(weights) == "pretrained"
+               else f"The model in {weights}")
+    parts = [f'<h2 id="model">{html.escape(heading)}</h2>',
              f'<p class="note">A {html.escape(p.architecture)} network: {100 * p.accuracy:.2f}% of '
              f'{len(p.labels):,} test images correct.</p>',
              image(confusion_figure(p), "confusion matrix", "Confusion matrix on the test set (counts)."),
