@@ -127,3 +127,18 @@ def test_write_of_a_folder_that_is_no_study_exits_2_in_one_line(tmp_path, capsys
     code, _ = run_script(tmp_path, "--write", "nothing")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "runs.csv: no such file" in err
+
+
+def test_a_run_folder_named_otherwise_than_its_configuration_is_found_through_runs_csv(results, tmp_path):
+    # the sweep shortens a long configuration key in folder names ("arch=conv32k~5178fe78"); runs.csv has both
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "demo" / "runs" / "hidden=16").rename(copy / "demo" / "runs" / "hidden~short")
+    runs_csv = copy / "demo" / "runs.csv"
+    runs_csv.write_text(runs_csv.read_text().replace("runs/hidden=16/", "runs/hidden~short/"))
+    assert "runs/hidden~short/seed1" in runs_csv.read_text()
+    code, lines = run_script(copy, "--from-weights")
+    shown = figures(lines)
+    assert code == 0, lines
+    assert shown["hidden 16 seed1: test accuracy"].endswith("agrees)")
+    assert shown["hidden 16 seed1: recomputed from its weights"].endswith("agrees")

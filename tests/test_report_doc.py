@@ -61,7 +61,10 @@ def check_table(study, rows):
         accuracies = row["accuracies"].split()
         assert cells[1:1 + len(accuracies)] == accuracies, (study, label)
         summary = cells[-6]
-        expected = fixed(row["mean"], 4) + ("" if math.isnan(row["std"]) else f" ± {fixed(row['std'], 4)}")
+        if math.isnan(row["mean"]):  # a configuration with no run ended yet (a study still running)
+            expected = "-"
+        else:
+            expected = fixed(row["mean"], 4) + ("" if math.isnan(row["std"]) else f" ± {fixed(row['std'], 4)}")
         assert summary.split(" (n=")[0] == expected, (study, label, summary, expected)
         difference = "" if math.isnan(row["difference"]) else f"{row['difference']:+.2f}"
         assert cells[-1] == difference, (study, label, cells[-1], difference)

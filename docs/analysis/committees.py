@@ -115,6 +115,8 @@ def report(results, name, config, say, from_weights):
     study = results / name
     label = labels_of(study).get(config, config)
     seeds = sorted(int(p.stem.removeprefix("seed")) for p in (study / PROBABILITIES / config).glob("seed*.npz"))
+    # a run's folder as runs.csv gives it: a long configuration key is shortened in folder names
+    run_dirs = {(key, seed): run_dir for key, seed, run_dir in finished_runs(study)}
     members, labels, failed = [], None, 0
     for seed in seeds:
         with np.load(member_file(study, config, seed)) as f:
@@ -124,7 +126,7 @@ def report(results, name, config, say, from_weights):
                              f"its labels differ from seed{seeds[0]}'s")
         labels = member_labels
         members.append(probabilities)
-        run_dir = study / "runs" / config / f"seed{seed}"
+        run_dir = run_dirs.get((config, seed), study / "runs" / config / f"seed{seed}")
         recorded = json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
         own = accuracy(probabilities, labels)
         agrees = round(own * len(labels)) == round(recorded * len(labels))
