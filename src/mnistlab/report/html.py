@@ -93,10 +93,11 @@ def study_section(study):
 
 
 def model_section(weights, data=None):
+    from ..inference import PRETRAINED
     from .model import confusion_figure, feature_maps_figure, mistakes_figure, predict_set, weights_figure
 
     p = predict_set(weights, data)
-    heading = ("The model shipped with mnistlab (pretrained)" if str(weights) == "pretrained"
+    heading = (f"The model shipped with mnistlab ({PRETRAINED})" if str(weights) == PRETRAINED
                else f"The model in {weights}")
     parts = [f'<h2 id="model">{html.escape(heading)}</h2>',
              f'<p class="note">A {html.escape(p.architecture)} network: {100 * p.accuracy:.2f}% of '

@@ -52,9 +52,9 @@ def predict_set(weights_path, data=None):
     """Predictions of the model in ``weights_path`` (a model file, a run folder or "pretrained", the shipped
     model) on ``data`` (CSV/IDX file or folder; None: bundled MNIST)."""
     from ..data import bundled_mnist_dir, load_images_labels
-    from ..inference import Model, weights_path as resolve
+    from ..inference import load
 
-    model = Model.load(resolve(weights_path))
+    model = load(weights_path)
     images, labels = load_images_labels(data or bundled_mnist_dir())
     if images.shape[1] != model.features:
         raise InputError(f"{data}: images have {images.shape[1]} pixels, {weights_path} expects {model.features}")
