@@ -404,7 +404,26 @@ def test_jobs_beyond_the_runs_to_do_are_capped_and_said_so(tiny, tmp_path):
     study = write_study(tmp_path, tiny, "")
     lines = []
     run_study(study, tmp_path / "out", jobs=1000, log=lines.append)
-    assert "2 to run with 2 worker(s) (--jobs 1000 capped at the runs to do)" in lines[0]
+    assert "2 to run with 2 worker(s) (--jobs 1000 capped at the runs to do), 1 BLAS thread each" in lines[0]
+
+
+def test_the_cores_are_shared_out_among_the_runs_at_once_unless_threads_says_otherwise(tiny, tmp_path):
+    from mnistlab.experiments.runner import threads_per_run
+
+    assert [threads_per_run(jobs, cores=8) for jobs in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    assert threads_per_run(1, "dask", cores=8) == 1 and threads_per_run(4, threads=3, cores=8) == 3
+    study = write_study(tmp_path, tiny, "")
+    lines = []
+    out, rows = run_study(study, tmp_path / "out", jobs=1, log=lines.append, threads=3)
+    assert "2 to run with 1 worker(s), 3 BLAS threads each" in lines[0]
+    for r in rows:  # what each run was given is in its config.toml
+        assert "threads = 3\n" in (out / r["run_dir"] / "config.toml").read_text()
+
+
+def test_a_sweep_refuses_threads_below_one_in_one_line(tiny, cli, tmp_path):
+    result = cli(["sweep", write_study(tmp_path, tiny, ""), "--threads", "0", "--out", tmp_path / "o"])
+    assert_one_line_error(result, "--threads 0: must be a positive integer")
+    assert not (tmp_path / "o").exists()
 
 
 def test_an_unreachable_dask_scheduler_is_one_line_naming_it(tiny, cli, tmp_path, monkeypatch):

@@ -111,11 +111,13 @@ def cmd_sweep(args):
     from .experiments import run_study
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: must be a positive integer")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: must be a positive integer")
     if args.scheduler and args.backend != "dask":
         raise InputError("--scheduler goes with --backend dask")
     progress = not args.no_progress and sys.stderr.isatty()
     out, rows = run_study(args.study, args.out, args.jobs, args.backend, args.scheduler, args.quick, args.table,
-                          progress, lambda msg: print(msg, flush=True))
+                          progress, lambda msg: print(msg, flush=True), args.threads)
     print((out / "table.md").read_text(), end="")
     print(f"wrote {out / 'runs.csv'}, {out / 'table.csv'}, {out / 'table.md'}")
     return 1 if any(r["status"] in ("failed", "damaged") for r in rows) else 0
@@ -178,10 +180,13 @@ def build_parser():
         description="Run every unfinished run of a study file (see experiments/), then write runs.csv, "
                     "table.csv and table.md. Rerunning skips finished runs and resumes interrupted ones.")
     sweep.add_argument("study", metavar="STUDY",
-                       help="a study file, or the name of a shipped one: init, batch_size, architecture, "
-                            "stopping, fine_tuning, augmentation, best (see experiments/)")
+                       help="a study file, or the name of a shipped one (experiments/*.toml: the report's init, "
+                            "batch_size, architecture, stopping, fine_tuning, augmentation; ours: best, cnn and more)")
     sweep.add_argument("--out", metavar="DIR", help="results folder (default: results/<study name>)")
-    sweep.add_argument("--jobs", type=int, metavar="N", help="runs at once, one BLAS thread each (default: every core)")
+    sweep.add_argument("--jobs", type=int, metavar="N", help="runs at once (default: every core)")
+    sweep.add_argument("--threads", type=int, metavar="N",
+                       help="BLAS threads per run (default: the cores shared out among the local runs at once, "
+                            "so one each with the default --jobs; one on Dask)")
     sweep.add_argument("--backend", choices=("local", "dask"), default="local",
                        help="local worker processes, or a Dask cluster (default: local)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",

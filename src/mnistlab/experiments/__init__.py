@@ -52,7 +52,7 @@ def _check_kind(out: Path, quick: bool):
 
 
 def run_study(path, out=None, jobs=None, backend="local", scheduler=None, quick=False, table_only=False,
-              progress=False, log=print):
+              progress=False, log=print, threads=None):
     """Run (or, with ``table_only``, only summarise) the study in ``path``; return (out folder, rows)."""
     study = load_study(path)
     out = Path(out) if out else Path("results") / (f"{study.name}-quick" if quick else study.name)
@@ -69,4 +69,4 @@ def run_study(path, out=None, jobs=None, backend="local", scheduler=None, quick=
         for row in tables.damaged():
             log(f"warning: {out / row['run_dir']}: {row['error']}; counted as not ended (the next sweep redoes it)")
         return out, tables.write()
-    return out, sweep(study, out, jobs, backend, scheduler, progress, log=log)
+    return out, sweep(study, out, jobs, backend, scheduler, progress, log=log, threads=threads)

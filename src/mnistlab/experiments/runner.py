@@ -3,8 +3,10 @@
 ``sweep(study, out_dir, jobs=..., backend="local"|"dask")`` starts each run that has not finished
 (fresh, or resumed from its checkpoint), rewrites runs.csv and the tables after every run that ends,
 and returns the rows. A run that raises is recorded as failed (``failed.json`` in its folder, with the
-error) and the others go on; rerunning the sweep tries it again. Each run uses one BLAS thread:
-on a small machine runs side by side use the cores better than threads inside one run.
+error) and the others go on; rerunning the sweep tries it again. The cores are shared out: each of
+``jobs`` local runs gets ``cores // jobs`` BLAS threads (on a small machine runs side by side use the cores
+better than threads inside one run, so the default, a run per core, gives each one thread); a Dask worker's
+run gets one, as the cluster's workers are sized by their own machines. ``threads`` sets it.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def _cost(config) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
-    """A run still to do: its config (one BLAS thread) and absolute folder, as a worker gets them, and
+    """A run still to do: its config (its BLAS threads set) and absolute folder, as a worker gets them, and
     its RunSpec."""
 
     config: object
@@ -130,8 +132,9 @@ class _Pending:
 
 
 def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", scheduler: str | None = None,
-          progress: bool = False, repeats: int | None = None, log=print):
-    """Run every unfinished run of ``study`` into ``out_dir``; return runs.csv's rows.
+          progress: bool = False, repeats: int | None = None, log=print, threads: int | None = None):
+    """Run every unfinished run of ``study`` into ``out_dir``; return runs.csv's rows. ``threads``: BLAS
+    threads per run (default: the cores shared out among the ``jobs`` local runs; one on Dask).
 
     The study folder is locked while the sweep runs: a second sweep into it is refused (InputError
     naming the holder), so two never run, and half-write, the same runs.
@@ -140,7 +143,7 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
     specs = study.runs(repeats)
     out_dir.mkdir(parents=True, exist_ok=True)
     with StudyLock(out_dir):
-        return _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log)
+        return _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log, threads)
 
 
 # The tables are rewritten after every run that ends, unless writing them takes more than this share of
@@ -148,19 +151,33 @@ def sweep(study, out_dir, jobs: int | None = None, backend: str = "local", sched
 MAX_TABLE_SHARE = 0.05
 
 
-def _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log):
+def threads_per_run(jobs, backend="local", threads=None, cores=None):
+    """BLAS threads for each run: ``threads`` if given, else the local cores shared out among ``jobs``
+    runs at once (at least one), or one on a Dask cluster."""
+    if threads is not None:
+        return threads
+    if backend != "local":
+        return 1
+    return max(1, (cores or os.cpu_count() or 1) // max(1, jobs or 1))
+
+
+def _sweep_locked(study, out_dir, specs, jobs, backend, scheduler, progress, log, threads=None):
     remove_stale_temporaries(out_dir)  # a sweep killed while rewriting its tables
     tables = Tables(study, out_dir, specs)
     for row in tables.damaged():
         log(f"warning: {out_dir / row['run_dir']}: {row['error']}; running it again")
-    pending = [_Pending(dataclasses.replace(s.config, threads=1), str(out_dir / s.run_dir), s)
-               for s in specs if tables.rows[s.run_dir]["status"] not in ("finished", "diverged")]
-    pending.sort(key=lambda p: _cost(p.config), reverse=True)  # longest first: no lone long run at the end
+    todo = [s for s in specs if tables.rows[s.run_dir]["status"] not in ("finished", "diverged")]
     rows = tables.write()
-    given, jobs = jobs, max(1, min(jobs or os.cpu_count() or 1, len(pending)))  # no worker without a run
+    given, jobs = jobs, max(1, min(jobs or os.cpu_count() or 1, len(todo)))  # no worker without a run
+    # Shared out among the workers asked for, not those left after the cap: --jobs 2 with one run left to do
+    # gives it the one thread it would have had beside another.
+    per_run = threads_per_run(given or (os.cpu_count() or 1), backend, threads)
+    pending = [_Pending(dataclasses.replace(s.config, threads=per_run), str(out_dir / s.run_dir), s) for s in todo]
+    pending.sort(key=lambda p: _cost(p.config), reverse=True)  # longest first: no lone long run at the end
     workers = "dask workers" if backend != "local" else f"{jobs} worker(s)"
     if backend == "local" and given and given > jobs and pending:
         workers += f" (--jobs {given} capped at the runs to do)"
+    workers += f", {per_run} BLAS thread{'s' if per_run > 1 else ''} each"
     log(f"{study.name}: {len(specs)} runs, {len(specs) - len(pending)} finished already, "
         f"{len(pending)} to run with {workers}; results in {out_dir}")
     if not pending:
