@@ -14,17 +14,19 @@ compared on redrawn digits without the test set.
 (2) Latency. ``mnistlab draw``'s app is served by uvicorn in a subprocess on 127.0.0.1, as
 ``mnistlab draw --workers N`` serves it (N = 1, then 2: one per core, the default here); 20 client
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
-280x280 drawing as JSON: by default in the compact form the page sends ({"width", "height",
-"encoding": "deflate", "data": base64 of the zlib-compressed bytes, one per pixel}, about 1.5 kB); with
-``--payload compact`` the same bytes uncompressed (about 105 kB), with ``--payload pixels`` as
-{"pixels": [[...]]} (about 160 kB, slowest to read). Prints the payload and its size, p50/p99/max latency, requests per
+280x280 drawing as JSON: by default as the page sends it, the ink's box (its pixels > 0, at least 28 px
+a side: ``drawing.ink_crop``) in the compact form ({"width", "height", "encoding": "deflate", "data":
+base64 of the zlib-compressed bytes, one per pixel}, about 0.3 kB); with ``--payload deflate`` the whole
+canvas so (about 0.5-1.5 kB, as the page sent it before it cropped), with ``--payload compact`` the whole
+canvas uncompressed (about 105 kB), with ``--payload pixels`` as {"pixels": [[...]]} (about 160 kB, slowest
+to read). Prints the payload and its size, p50/p99/max latency, requests per
 second and errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores; the
 clients turn Nagle's algorithm off on their connections, as browsers do.
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
           [--validation]
-          [--canvas SIDE] [--payload deflate|compact|pixels] [--workers N [N ...]]
-      (SIDE: the latency payload's canvas side, default 280; payload: default deflate, the page's;
+          [--canvas SIDE] [--payload page|deflate|compact|pixels] [--workers N [N ...]]
+      (SIDE: the latency payload's canvas side, default 280; payload: default page, what the page sends;
       workers: server processes, one latency run each, default 1 2)
 (W: a model file, a run folder or pretrained; A,B,C: their committee, for robustness. Default weights:
 runs/default/model.safetensors, else the shipped model, else the newest run under runs/; --quick: 500
@@ -51,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab.data import load_dataset  # noqa: E402
-from mnistlab.data.drawing import mnist_like, resize  # noqa: E402
+from mnistlab.data.drawing import ink_crop, mnist_like, resize  # noqa: E402
 from mnistlab.inference import committee_names, load, weights_path  # noqa: E402
 
 CANVAS = 280
@@ -133,12 +135,14 @@ serve(app, bind_workers("127.0.0.1", 0, int(sys.argv[3])), on_ready=lambda url: 
 """
 
 
-PAYLOADS = ("deflate", "compact", "pixels")
+PAYLOADS = ("page", "deflate", "compact", "pixels")
 
 
 def body_of(canvas, payload):
     """The JSON body of ``canvas`` (h, w) 0..255 as POST /api/predict takes it, in the ``payload`` form."""
     ink = np.rint(canvas).astype(np.uint8)
+    if payload == "page":
+        ink, payload = ink_crop(ink), "deflate"
     if payload in ("deflate", "compact"):
         raw = zlib.compress(ink.tobytes()) if payload == "deflate" else ink.tobytes()
         data = {"width": ink.shape[1], "height": ink.shape[0], "data": base64.b64encode(raw).decode()}
@@ -186,7 +190,7 @@ class Connection:
         self.sock.close()
 
 
-def latency(weights, total, clients=20, side=CANVAS, payload="deflate", workers=1, seed=0):
+def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, seed=0):
     data = load_dataset()
     rng = np.random.default_rng(seed)
     canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
@@ -256,10 +260,10 @@ def main():
                              "(to compare recipes without the test set)")
     parser.add_argument("--canvas", type=int, default=CANVAS, metavar="SIDE",
                         help=f"latency: side of the canvas posted (default {CANVAS}, the page's; 28 to 1024)")
-    parser.add_argument("--payload", choices=PAYLOADS, default="deflate",
-                        help='latency: the JSON form posted (default deflate: {"width", "height", "encoding": '
-                             '"deflate", "data"}, as the page sends; compact: the same, not compressed; '
-                             'pixels: {"pixels": [[...]]})')
+    parser.add_argument("--payload", choices=PAYLOADS, default="page",
+                        help='latency: the JSON form posted (default page: the ink\'s box, at least 28 px a side, as '
+                             '{"width", "height", "encoding": "deflate", "data"}, as the page sends; deflate: the '
+                             'whole canvas so; compact: the whole canvas, not compressed; pixels: {"pixels": [[...]]})')
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="latency: server worker processes, one run each (default: 1 2)")
     args = parser.parse_args()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from mnistlab.data import load_dataset
-from mnistlab.data.drawing import BOX, SIZE, from_photo, mnist_like, read_image, resize
+from mnistlab.data.drawing import BOX, SIZE, from_photo, ink_crop, mnist_like, read_image, resize
 from mnistlab.errors import InputError
 
 
@@ -97,6 +97,36 @@ def test_a_moved_and_enlarged_copy_of_an_mnist_digit_maps_back_close_to_the_orig
         top, left = rng.integers(0, 300 - side, size=2)
         canvas = draw_on_canvas(digit, scale, top, left, side=300)
         assert correlation(mnist_like(canvas), digit) > 0.9
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(28, 300), st.integers(28, 300), st.integers(1, 60), st.integers(1, 60), st.integers(0, 2**32 - 1),
+       st.sampled_from([1, 2, 26, 255]))
+def test_the_pages_ink_box_is_read_exactly_as_the_whole_canvas(h, w, bh, bw, seed, faint):
+    """What the page sends (the box of pixels > 0, at least 28 a side) gives the same 28x28 image to the last
+    bit: strokes anywhere, at the edges, thinner than 28 px, with faint halos below the ink floor."""
+    rng = np.random.default_rng(seed)
+    canvas = np.zeros((h, w), np.uint8)
+    bh, bw = min(bh, h), min(bw, w)
+    top, left = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
+    blob = rng.integers(0, 256, (bh, bw)) * (rng.random((bh, bw)) < 0.4)
+    canvas[top:top + bh, left:left + bw] = blob
+    halo = rng.random((h, w)) < 0.002  # stray faint pixels: inside the box sent, outside the ink's
+    canvas[halo & (canvas == 0)] = faint
+    part = ink_crop(canvas)
+    assert min(part.shape) >= min(28, h, w) and np.shares_memory(part, canvas)
+    assert part.sum(dtype=np.int64) == canvas.sum(dtype=np.int64)  # every inked pixel is sent
+    whole, sent = mnist_like(canvas), mnist_like(part)
+    assert (whole is None) == (sent is None)
+    if whole is not None:
+        assert np.array_equal(whole, sent)
+
+
+def test_an_empty_canvas_is_sent_whole_and_a_dot_as_28_by_28():
+    canvas = np.zeros((280, 280), np.uint8)
+    assert ink_crop(canvas).shape == (280, 280)
+    canvas[279, 0] = 200  # in a corner: the box is shifted back inside the canvas
+    assert ink_crop(canvas).shape == (28, 28) and ink_crop(canvas)[27, 0] == 200
 
 
 def test_values_outside_0_to_255_or_not_2d_are_input_errors():

@@ -27,6 +27,7 @@ from scipy import ndimage
 from conftest import ONE, SEVEN, SRC, ZERO, assert_one_line_error, draw_with_mouse, serve_in_thread
 
 from mnistlab.data import load_dataset
+from mnistlab.data.drawing import ink_crop
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -506,10 +507,18 @@ def test_a_digit_drawn_with_the_mouse_is_read_and_its_28x28_image_shown(page, st
     page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/api/predict") else None)
     draw_with_mouse(page, strokes)
     assert shown_prediction(page) == digit
-    assert sent and {"width": 280, "height": 280} == {k: sent[-1][k] for k in ("width", "height")}
-    assert sent[-1]["encoding"] == "deflate"  # the compact form, deflated by the browser
+    assert sent and sent[-1]["encoding"] == "deflate"  # the compact form, deflated by the browser
     deflated = base64.b64decode(sent[-1]["data"], validate=True)
-    assert len(zlib.decompress(deflated)) == 280 * 280 and len(deflated) < 10_000
+    width, height = sent[-1]["width"], sent[-1]["height"]
+    assert 28 <= width < 280 and 28 <= height < 280 and len(deflated) < 10_000
+    # Only the ink's box is sent (at least 28 px a side): exactly drawing.ink_crop of the whole canvas, which
+    # mnist_like reads as it reads the whole (tests/test_drawing.py)
+    box = np.frombuffer(zlib.decompress(deflated), np.uint8).reshape(height, width)
+    alpha = np.array(page.evaluate("""() => {
+        const c = document.getElementById('canvas');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 3));
+    }"""), np.uint8).reshape(280, 280)
+    assert np.array_equal(box, ink_crop(alpha))
     width, height, ink = preview_ink(page)
     assert (width, height) == (28, 28) and 20 < ink < 400
     assert "%" in page.inner_text("#confidence")
@@ -526,7 +535,8 @@ def test_a_browser_without_compression_streams_sends_the_bytes_as_they_are(brows
         page.wait_for_selector("#model option", state="attached")
         draw_with_mouse(page, SEVEN)
         assert shown_prediction(page) == "7"
-        assert sent[-1]["encoding"] == "raw" and len(base64.b64decode(sent[-1]["data"])) == 280 * 280
+        assert sent[-1]["encoding"] == "raw" and sent[-1]["width"] < 280  # the ink's box, as it is
+        assert len(base64.b64decode(sent[-1]["data"])) == sent[-1]["width"] * sent[-1]["height"]
     finally:
         context.close()
 

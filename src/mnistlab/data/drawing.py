@@ -99,6 +99,25 @@ def mnist_like(canvas):
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def ink_crop(canvas, min_side=SIZE):
+    """The part of ``canvas`` (h, w) the drawing page sends: the box of its pixels > 0, widened to at least
+    ``min_side`` a side and shifted back inside the canvas (the whole canvas when nothing is drawn). It is
+    a view. ``mnist_like`` reads it as it reads the whole canvas: its own crop, at a tenth of the brightest
+    pixel, lies inside this box, and the brightest pixel is in it. The page's inkBox (static/app.js) is
+    the same rule."""
+    canvas = np.asarray(canvas)
+    rows, cols = np.flatnonzero(canvas.max(axis=1) > 0), np.flatnonzero(canvas.max(axis=0) > 0)
+    if not len(rows):
+        return canvas
+
+    def widen(first, last, size):
+        side = min(size, max(min_side, last - first + 1))
+        start = max(0, min(first, size - side))
+        return slice(start, start + side)
+
+    return canvas[widen(rows[0], rows[-1], canvas.shape[0]), widen(cols[0], cols[-1], canvas.shape[1])]
+
+
 def otsu_threshold(values):
     """The grey level (0..255) that best splits ``values`` into two classes (Otsu's method)."""
     counts = np.bincount(np.clip(values, 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)

@@ -9,7 +9,8 @@
   one unsigned byte per pixel, row by row from the top left; with ``"encoding": "deflate"`` those bytes
   are zlib-compressed first (RFC 1950, what a browser's ``CompressionStream("deflate")`` writes), and
   without it (or with ``"raw"``) they are sent as they are. A 280x280 drawing is about 1.5 kB deflated,
-  105 kB raw. These fields and no others; W and H integers.
+  105 kB raw. These fields and no others; W and H integers. The page sends only the box of its ink
+  (``drawing.ink_crop``: pixels > 0, at least 28 px a side), which reads the same as the whole canvas.
 - ``{"pixels": [[...], ...]}``: rows of numbers 0..255. Easy to write by hand, but about ten times
   slower to read (JSON numbers and nested lists).
 

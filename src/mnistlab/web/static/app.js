@@ -131,14 +131,53 @@ document.addEventListener("keydown", (event) => {
 });
 brush.addEventListener("input", () => { brushValue.textContent = brush.value; });
 
-// The canvas as POST /api/predict's compact JSON form: {"width", "height", "encoding", "data"}, data the
+// The box of the canvas's ink (every pixel > 0), widened to at least MIN_SIDE a side within the canvas:
+// {x, y, width, height}, or the whole canvas when nothing is drawn. The server crops to the ink itself (at a
+// tenth of the brightest pixel, inside this box) before anything else, so what it reads of the box is what
+// it reads of the whole canvas (mnistlab.data.drawing.ink_box is the same rule; the tests hold both to it),
+// and it inflates and scans about a fifth of the pixels.
+const MIN_SIDE = 28;
+function inkBox(alpha, width, height) {
+  let top = height, bottom = -1, left = width, right = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      if (alpha[row + x]) {
+        if (y < top) top = y;
+        bottom = y;
+        if (x < left) left = x;
+        if (x > right) right = x;
+      }
+    }
+  }
+  if (bottom < 0) return { x: 0, y: 0, width, height };
+  const widen = (first, last, size) => {  // [first, last] grown to MIN_SIDE, shifted back inside the canvas
+    const side = Math.min(size, Math.max(MIN_SIDE, last - first + 1));
+    return [Math.max(0, Math.min(first, size - side)), side];
+  };
+  const [x, w] = widen(left, right, width), [y, h] = widen(top, bottom, height);
+  return { x, y, width: w, height: h };
+}
+
+// A drawing as POST /api/predict's compact JSON form: {"width", "height", "encoding", "data"}, data the
 // base64 of one byte of ink (0..255) per pixel, row by row: the strokes' alpha, so the drawing colour
 // does not matter. Deflated where the browser can (CompressionStream): a 280x280 drawing is then about
-// 1.5 kB instead of 105 kB, less to send and far less for the server to read.
-async function canvasJSON() {
-  const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  let bytes = new Uint8Array(width * height);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = data[4 * i + 3];
+// 1.5 kB instead of 105 kB, less to send and far less for the server to read. With ``crop``, only the
+// ink's box (inkBox) is sent: a fifth of the pixels, the same reading.
+async function canvasJSON(crop = false) {
+  const full = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let alpha = new Uint8Array(canvas.width * canvas.height);
+  for (let i = 0; i < alpha.length; i++) alpha[i] = full[4 * i + 3];
+  const box = crop ? inkBox(alpha, canvas.width, canvas.height) : { x: 0, y: 0, width: canvas.width, height: canvas.height };
+  const { width, height } = box;
+  let bytes = alpha;
+  if (width !== canvas.width || height !== canvas.height) {
+    bytes = new Uint8Array(width * height);
+    for (let y = 0; y < height; y++) {
+      const start = (box.y + y) * canvas.width + box.x;
+      bytes.set(alpha.subarray(start, start + width), y * width);
+    }
+  }
   let encoding = "raw";
   if (typeof CompressionStream === "function") {
     const deflated = new Blob([bytes]).stream().pipeThrough(new CompressionStream("deflate"));
@@ -164,7 +203,7 @@ async function predictDrawing() {
   const asked = version;
   try {
     const response = await fetch(predictUrl(), {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: await canvasJSON() });
+      method: "POST", headers: { "Content-Type": "application/json" }, body: await canvasJSON(true) });
     const result = await response.json();
     if (!response.ok) throw new Error(result.detail || response.statusText);
     if (strokes.length || current) show(result, asked);  // a canvas cleared meanwhile stays empty
