@@ -31,7 +31,13 @@ whose products are too small to share between cores (column thr); threadpoolctl'
 the peak matmul. mnistlab runs its own epoch loop (Network.train_epoch, as its trainer does); torch the loop
 below: zero_grad, forward, cross_entropy, backward, step.
 
-Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick]
+With --layers, each convolutional case also prints where a training step's time goes, layer by layer
+in mnistlab and by layer kind in both (torch's from its profiler: each operator's inclusive CPU time).
+
+mnistlab's core sharing (nn/cores.py) is off here (MNISTLAB_SHARE_CORES=0 unless set): it would give
+mnistlab a share of the cores beside any other registered mnistlab process, even a paused one.
+
+Run:  PYTHONPATH=src python3 benchmarks/bench_train.py [--threads N] [--repeats R] [--quick] [--layers]
           [--cases 100-100/8,800-800/64,cnn-examples/64] [--json results.json]  (`make bench` runs it plainly)
 """
 
@@ -167,6 +173,96 @@ def conv_gflops(net, x, y, batch, threads, steps, rng):
     return flops / spent / 1e9
 
 
+def layer_times(net, x, y, batch, threads, steps, rng):
+    """mnistlab's ms per training step in each layer, [(kind, input shape, forward, backward)], over
+    ``steps`` steps driven as conv_gflops drives them (backward includes the SGD update), after 5 untimed;
+    and the whole step's ms. A layer's time includes the activation it applies (conv-bn: batch norm's)."""
+    opt, clock = Sgd(momentum=0.0, nesterov=False), time.perf_counter
+    n, classes = (steps + 5) * batch, net.classes
+    onehot = np.zeros((n, classes), net.dtype)
+    onehot[np.arange(n), y[:n]] = 1
+    shifted, sums = np.empty((n, classes), net.dtype), np.empty((n, 1), net.dtype)
+    spent = np.zeros((len(net.layers), 2))
+    streams = threads > 1 and can_set_threads()
+    total = 0.0
+    with thread_limits(threads), one_thread() if streams else contextlib.nullcontext():
+        plan = net._plan(batch, threads if streams else None)
+        for k in range(steps + 5):
+            timed, start = k >= 5, clock()
+            rows = slice(k * batch, (k + 1) * batch)
+            plan.input[...] = x[rows].reshape(plan.input.shape)
+            for i, step in enumerate(plan.steps):
+                t0 = clock()
+                step.forward(rng)
+                spent[i, 0] += (clock() - t0) * timed
+            fused_gradient(plan.head.x, onehot[rows], shifted[rows], sums[rows])
+            for i in reversed(range(len(plan.steps))):
+                t0 = clock()
+                plan.steps[i].backward()
+                for parameter in plan.steps[i].parameters:
+                    opt.update(parameter, LR)
+                spent[i, 1] += (clock() - t0) * timed
+            total += (clock() - start) * timed
+    ms = 1000 / steps
+    return [(spec.kind, spec.in_shape, f * ms, b * ms) for spec, (f, b) in zip(net.arch.layers, spent)], total * ms
+
+
+# torch's operators by the layer kind they belong to: (forward ops, backward ops), each timed inclusive
+TORCH_OPS = {"conv": (["aten::convolution"], ["aten::convolution_backward"]),
+             "bn": (["aten::batch_norm"], ["aten::native_batch_norm_backward"]),
+             "relu": (["aten::relu"], ["aten::threshold_backward"]),
+             "pool": (["aten::max_pool2d"], ["aten::max_pool2d_with_indices_backward"]),
+             "drop": (["aten::dropout"], ["MulBackward0"]),
+             "fc": (["aten::linear"], ["AddmmBackward0"])}
+
+
+def torch_layer_times(model, x, y, batch, steps):
+    """torch's ms per step by layer kind, {kind: (forward, backward)} from its profiler (each operator's
+    inclusive CPU time, summed over the kind's layers), and the whole step's ms (timed without the profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def step(k):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x[k * batch:(k + 1) * batch]), y[k * batch:(k + 1) * batch]).backward()
+        opt.step()
+
+    for k in range(5):
+        step(k)
+    t0 = time.perf_counter()
+    for k in range(5, 5 + steps):
+        step(k)
+    total = (time.perf_counter() - t0) * 1000 / steps
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for k in range(5, 5 + steps):
+            step(k)
+    inclusive = {e.key: e.cpu_time_total / 1000 / steps for e in prof.key_averages()}  # us -> ms per step
+    return {kind: tuple(sum(inclusive.get(op, 0.0) for op in ops) for ops in sides)
+            for kind, sides in TORCH_OPS.items()}, total
+
+
+def print_layers(case, net, model, x, y, batch, threads, steps, rng):
+    """Where a step's time goes, layer kind by layer kind, in both libraries (--layers)."""
+    layers, total_m = layer_times(net, x, y, batch, threads, steps, rng)
+    kinds = list(dict.fromkeys(kind for kind, *_ in layers))
+    if torch:
+        xt = torch.from_numpy(x[:(steps + 5) * batch].reshape(-1, 1, 28, 28))
+        by_kind, total_t = torch_layer_times(model, xt, torch.from_numpy(y[:(steps + 5) * batch]), batch, steps)
+    print(f"\n{case}: ms per training step by layer, {steps} steps ({threads} threads); mnistlab's layer times include "
+          f"the activation they apply (torch's ReLU is its own row)")
+    print(f"{'layer':<6} {'input':>14} {'m fwd':>7} {'m bwd':>7}")
+    for kind, shape, f, b in layers:
+        print(f"{kind:<6} {str(tuple(shape)):>14} {f:7.2f} {b:7.2f}")
+    print(f"\n{'kind':<6} {'m fwd':>7} {'m bwd':>7} {'t fwd':>7} {'t bwd':>7}")
+    for kind in kinds + (["relu"] if torch else []):
+        f, b = (sum(t[i] for k, _, *t in layers if k == kind) for i in (0, 1))
+        tf, tb = by_kind.get(kind, (float("nan"),) * 2) if torch else (float("nan"),) * 2
+        print(f"{kind:<6} {f:7.2f} {b:7.2f} {tf:7.2f} {tb:7.2f}")
+    print(f"{'step':<6} {total_m:15.2f} " + (f"{total_t:15.2f}" if torch else "") + "  (the rest: loss, optimizer, "
+          "framework)")
+
+
 def torch_copy(net):
     """A torch nn.Sequential (Linear, ReLU, ..., Linear) holding the same weights as mnistlab's net."""
     layers = []
@@ -246,6 +342,8 @@ def run_case(case, x, y, x_test, y_test, args):
             eval_t = time.perf_counter() - t0
         model.train()
     conv = conv_gflops(net, x, y, batch, threads, args.conv_steps, rng) if sizes is None else None
+    if args.layers and sizes is None:
+        print_layers(case, net, model, x, y, batch, threads, args.conv_steps, rng)
     return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_threads": threads,
             "mnistlab_s": m, "torch_s": t, "ratio": paired_ratio(times_m, times_t) if torch else None,
             "ratio_of_medians": m / t if torch else None, "mnistlab_all_s": times_m,
@@ -301,9 +399,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help=f"train on {QUICK_N} images instead of {TRAIN_N}")
     p.add_argument("--conv-steps", type=int, default=40, help="steps timed layer by layer for the conv "
                    "layers' GFLOP/s (default 40)")
+    p.add_argument("--layers", action="store_true", help="also print, for the convolutional cases, the ms per "
+                   "step in each layer of both libraries (--conv-steps steps)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    # mnistlab shares the cores with the other mnistlab processes it finds registered (nn/cores.py), paused
+    # ones too: a benchmark wants the cores it was given, as torch takes them
+    os.environ.setdefault("MNISTLAB_SHARE_CORES", "0")
 
     info = machine_info(args.threads, torch=torch.__version__ if torch else None)
     print(f"CPU: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; Python {info['python']}, "
