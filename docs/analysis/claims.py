@@ -199,6 +199,67 @@ def best(results, say):
     say("7", "best, validation accuracy per seed", " ".join(f"{100 * m['val_accuracy']:.2f}" for m in metrics))
 
 
+# The report's fine-tuned runs: (hidden, batch) -> its stop epoch, where its text names one (one run each)
+REPORT_STOPS = {("800-800", 8): 44, ("800-800", 32): 153, ("100-100", 8): 98}
+
+
+def against_report(values, report):
+    """A one-sample comparison of our seeds with the report's single figure: the difference of the mean,
+    its standard error and t (None where fewer than 2 seeds)."""
+    if len(values) < 2:
+        return f"mean {statistics.mean(values):.1f} (n = {len(values)})"
+    d = statistics.mean(values) - report
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    return f"{d:+.2f} (SE {se:.2f}, t = {d / se if se else float('inf'):.1f}, n = {len(values)})"
+
+
+def fine_tuning_readings(results, say):
+    """Section 5b: which reading of the report's "five consecutive steps" gives its stop epochs and
+    accuracies: today's early rule (results/fine_tuning) beside overfit and patience."""
+    readings = results / "fine_tuning_readings"
+    if not (readings / "table.csv").is_file():
+        return
+    early, other = Study(results / "fine_tuning"), Study(readings)
+    for hidden in ("800-800", "100-100"):
+        for batch in (8, 32, 64):
+            labels = {"early": (early, f"hidden {hidden}, batch_size {batch}")}
+            labels.update({stop: (other, f"hidden {hidden}, batch_size {batch}, stop {stop}")
+                           for stop in ("overfit", "patience")})
+            report_acc = float(early.table[labels["early"][1]]["report"])
+            for stop, (study, label) in labels.items():
+                if label not in study.table or not study.epochs(label):
+                    continue
+                epochs, accuracies = study.epochs(label), study.accuracies(label)
+                what = f"{hidden} batch {batch}, {stop}"
+                say("5b", f"{what}: stop epochs", " ".join(map(str, epochs)))
+                say("5b", f"{what}: test accuracy against the report's {100 * report_acc:.2f}%, points",
+                    against_report([100 * a for a in accuracies], 100 * report_acc))
+                if (hidden, batch) in REPORT_STOPS:
+                    say("5b", f"{what}: stop epoch against the report's {REPORT_STOPS[hidden, batch]}",
+                        against_report(epochs, REPORT_STOPS[hidden, batch]))
+
+
+def augmentation_student(results, say):
+    """Section 6b: the report's augmentation with the report's learner, one copy per transform or composed."""
+    folder = results / "augmentation_student"
+    if not (folder / "table.csv").is_file():
+        return
+    s = Study(folder)
+    for label in s.table:
+        if not s.epochs(label):
+            continue
+        report = float(s.table[label]["report"])
+        say("6b", f"{label}: stop epochs", " ".join(map(str, s.epochs(label))))
+        say("6b", f"{label}: test accuracy against the report's {100 * report:.2f}%, points",
+            against_report([100 * a for a in s.accuracies(label)], 100 * report))
+        say("6b", f"{label}: stop epoch against the report's 36", against_report(s.epochs(label), 36))
+        crossings = [first_crossing(h)[0] for h in s.histories(label)]
+        say("6b", f"{label}: first epoch with training loss below validation loss", " ".join(map(str, crossings)))
+    labels = [label for label in s.table if len(s.epochs(label)) >= 2]
+    if len(labels) == 2:
+        say("6b", f"{labels[0]} against {labels[1]}", comparison(s, *labels))
+
+
 def cnn(results, say):
     recipe = results / "cnn_recipe"
     if not (recipe / "table.csv").is_file():
@@ -219,7 +280,8 @@ def main(results=Path("results")):
     def say(section, what, figure):
         print(f"{section} | {what} | {figure}")
 
-    for part in (init, architecture, batch_size, stopping, fine_tuning, augmentation, best, cnn):
+    for part in (init, architecture, batch_size, stopping, fine_tuning, fine_tuning_readings, augmentation,
+                 augmentation_student, best, cnn):
         part(results, say)
 
 
