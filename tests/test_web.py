@@ -863,3 +863,30 @@ def test_the_page_shows_a_committees_members_and_offers_the_shipped_model(browse
         page.wait_for_function("() => document.getElementById('model-info').innerText.includes('study demo')")
     finally:
         context.close()
+
+
+def test_predict_answers_through_the_direct_path_exactly_as_through_fastapis_route(runs, mnist_test):
+    """POST /api/predict is answered by the Direct middleware (app.py) calling the route's own function; the
+    app without it (FastAPI's routing) gives the same status, headers' content type and body, good or bad."""
+    from mnistlab.web.app import Direct
+
+    def app(direct):
+        made = create_app(runs / "default" / "model.safetensors", runs, pretrained=runs / "none.safetensors")
+        if not direct:
+            made.user_middleware = [m for m in made.user_middleware if m.cls is not Direct]
+        return made
+
+    digit = mnist_test[0][0]
+    compact = {"width": 28, "height": 28, "data": base64.b64encode(digit.tobytes()).decode()}
+    requests = [dict(json={"pixels": digit.tolist()}), dict(json=compact), dict(json=dict(compact, width=27)),
+                dict(json={"pixels": [[1, 2], [3]]}), dict(content=b"{", headers={"content-type": "application/json"}),
+                dict(content=b"x", headers={"content-type": "text/plain"}),
+                dict(json=compact, params={"model": "nothing/here.safetensors"}),
+                dict(files={"image": ("a.png", b"not a png", "image/png")})]
+    direct, routed = TestClient(app(True)), TestClient(app(False))
+    for request in requests:
+        ours, theirs = direct.post("/api/predict", **request), routed.post("/api/predict", **request)
+        assert (ours.status_code, ours.headers["content-type"], ours.content) == \
+            (theirs.status_code, theirs.headers["content-type"], theirs.content), request
+    assert direct.post("/api/predict", json=compact).status_code == 200
+    assert direct.get("/api/predict").status_code == routed.get("/api/predict").status_code == 405
