@@ -9,7 +9,7 @@
 # detached `git worktree`, so edits elsewhere cannot change code under running workers); the run
 # folders and tables go to RESULTS_CHECKOUT/results/<study> (default: this checkout). The report's
 # augmentation (augmentation_student, 10 runs) goes first: it ends in hours, the stopping readings
-# (fine_tuning_readings, 60 runs of up to 200 epochs) take days of shared 2-core time.
+# (fine_tuning_readings, 60 runs of up to 200 epochs) at most about 4.5 hours, two runs at a time.
 #
 # Issue 20's queue, started (and restarted) as:
 #   git worktree add --detach /work/wt/runs20 COMMIT && make -C /work/wt/runs20 install   # once
