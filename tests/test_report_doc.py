@@ -10,6 +10,7 @@ import re
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnistlab.report.records import read_study
@@ -97,7 +98,24 @@ def accuracies_of(studies):
             repeats += [float(a) for a in row["accuracies"].split()]
             if row["report_value"] is not None:
                 repeats.append(row["report_value"])
+        repeats += committee_accuracies(folder)
     return means, stds, repeats
+
+
+def committee_accuracies(folder):
+    """The accuracy of each configuration's committee (the mean of its members' committed test-set
+    probabilities, as docs/analysis/committees.py computes it), for a study that keeps them."""
+    committees = runpy.run_path(str(ROOT / "docs" / "analysis" / "committees.py"))
+    found = []
+    for config in sorted(p for p in (folder / committees["PROBABILITIES"]).glob("*") if p.is_dir()):
+        members, labels = [], None
+        for path in sorted(config.glob("seed*.npz")):
+            with np.load(path) as f:
+                members.append(f["probabilities"])
+                labels = f["labels"]
+        if len(members) > 1:
+            found.append(committees["committee_accuracy"](members, labels))
+    return found
 
 
 def check_summary_row(sections, row):

@@ -6,7 +6,9 @@ float32 (n, classes), ``labels`` (n,)): small, and the argmax of float32 probabi
 answer, which is checked against the test accuracy in its metrics.json. For each committee this prints
 each member's test accuracy, their mean ± std, the committee's accuracy by the mean of the probabilities
 (what ``mnistlab test --weights A B C`` and ``mnistlab.load([A, B, C])`` compute) and by majority vote
-(ties to the highest mean probability), and the mean, best and worst of every committee of k of them. Configurations are named by their label in
+(ties to the highest mean probability), how many test errors the members share (each member's, those made by all
+of them, by a majority, by at least one, and the committee's), and the mean, best and worst of every committee of
+k of them. Configurations are named by their label in
 the study's table.csv.
 
     python docs/analysis/committees.py [RESULTS_DIR]                  # the figures, from the probability files
@@ -148,6 +150,13 @@ def report(results, name, config, say, from_weights):
     say(name, f"{label}: committee of {len(members)}, mean of probabilities",
         percent(committee_accuracy(members, labels)))
     say(name, f"{label}: committee of {len(members)}, majority vote", percent(float((vote(members) == labels).mean())))
+    # What a committee can mend: only the errors that fewer than half of its members make
+    wrong = np.array([p.argmax(axis=1) != labels for p in members])
+    committee_wrong = sum(p.astype(np.float64) for p in members).argmax(axis=1) != labels
+    say(name, f"{label}: test errors of each member; made by all, by a majority, by at least one; of the committee",
+        f"{' '.join(str(int(w.sum())) for w in wrong)}; {int(wrong.all(axis=0).sum())}, "
+        f"{int((2 * wrong.sum(axis=0) > len(members)).sum())}, {int(wrong.any(axis=0).sum())}; "
+        f"{int(committee_wrong.sum())}")
     for k in range(2, len(members)):
         scores = sorted((committee_accuracy([members[i] for i in subset], labels), subset)
                         for subset in itertools.combinations(range(len(members)), k))
