@@ -261,6 +261,18 @@ def augmentation_student(results, say):
 
 
 def cnn(results, say):
+    study = results / "cnn"
+    if (study / "table.csv").is_file():
+        s, best = Study(study), Study(results / "best")
+        recipe = "best recipe: batch-norm CNN, Adam, affine, 30 epochs"
+        if len(s.accuracies(recipe)) > 1:
+            a, b = s.accuracies(recipe), best.accuracies("base")
+            d, se, t, na, nb = compare(a, b)
+            say("9", "best recipe against the best MLP (results/best)",
+                f"{d:+.2f} points (SE {se:.2f}, t = {t:.1f}, n = {na} and {nb})")
+            for other in ("PyTorch's examples net, 14 epochs", "LeNet-5-like, 20 epochs"):
+                if len(s.accuracies(other)) > 1:
+                    say("9", f"best recipe against {other}", comparison(s, recipe, other))
     recipe = results / "cnn_recipe"
     if not (recipe / "table.csv").is_file():
         return
