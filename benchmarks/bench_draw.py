@@ -16,8 +16,8 @@ compared on redrawn digits without the test set.
 threads, each with one keep-alive connection, post 5,000 requests in all to POST /api/predict, each a
 280x280 drawing as JSON: by default as the page sends it, the ink's box (its pixels > 0, at least 28 px
 a side: ``drawing.ink_crop``) in the compact form ({"width", "height", "encoding": "deflate", "data":
-base64 of the zlib-compressed bytes, one per pixel}, about 0.3 kB); with ``--payload deflate`` the whole
-canvas so (about 0.5-1.5 kB, as the page sent it before it cropped), with ``--payload compact`` the whole
+base64 of the zlib-compressed bytes, one per pixel}, 1.3 kB on average); with ``--payload deflate`` the
+whole canvas so (1.6 kB, as the page sent it before it cropped), with ``--payload compact`` the whole
 canvas uncompressed (about 105 kB), with ``--payload pixels`` as {"pixels": [[...]]} (about 160 kB, slowest
 to read). Prints the payload and its size, p50/p99/max latency, requests per
 second and errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores; the

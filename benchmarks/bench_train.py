@@ -14,7 +14,7 @@ and ``cnn-bn/64`` the small batch-norm CNN 32C3-32C3-32C5S2-64C3-64C3-64C5S2-128
 then ReLU after each conv, dropout 0.4 after each block, as the original). Torch builds the same layers
 (nn.Conv2d, BatchNorm2d, MaxPool2d, Dropout, Linear) from a copy of mnistlab's weights (mnistlab
 flattens NHWC, so the first fc's rows are permuted). For these the table adds the GFLOP/s of the conv
-layers alone: --conv-steps training steps more, each conv step's forward, backward and SGD update
+layers alone: --conv-steps training steps more (after 5 untimed), each conv step's forward, backward and SGD update
 timed (the products' multiply-adds: forward, weight gradient, and input gradient but for the first
 layer), against the matmul peak, and the seconds to evaluate the 10,000 test images.
 
@@ -140,43 +140,20 @@ def torch_cnn(net):
     return torch.nn.Sequential(*layers)
 
 
-def conv_gflops(net, x, y, batch, threads, steps, rng):
-    """GFLOP/s of the conv layers alone: ``steps`` training steps driven as Network.train_epoch
-    drives them (as two streams on two threads or more), with each conv step's forward, backward and
-    SGD update timed."""
-    opt = Sgd(momentum=0.0, nesterov=False)
-    n, classes = steps * batch, net.classes
-    onehot = np.zeros((n, classes), net.dtype)
-    onehot[np.arange(n), y[:n]] = 1
-    shifted, sums = np.empty((n, classes), net.dtype), np.empty((n, 1), net.dtype)
-    is_conv = [layer.kind == "conv" for layer in net.layers]
-    spent, clock = 0.0, time.perf_counter
-    streams = threads > 1 and can_set_threads()
-    with thread_limits(threads), one_thread() if streams else contextlib.nullcontext():
-        plan = net._plan(batch, threads if streams else None)
-        for k in range(steps):
-            rows = slice(k * batch, (k + 1) * batch)
-            plan.input[...] = x[rows].reshape(plan.input.shape)
-            for step, conv in zip(plan.steps, is_conv):
-                t0 = clock()
-                step.forward(rng)
-                spent += clock() - t0 if conv else 0.0
-            fused_gradient(plan.head.x, onehot[rows], shifted[rows], sums[rows])
-            for step, conv in zip(reversed(plan.steps), reversed(is_conv)):
-                t0 = clock()
-                step.backward()
-                for parameter in step.parameters:
-                    opt.update(parameter, LR)
-                spent += clock() - t0 if conv else 0.0
+def conv_gflops(net, layers, steps, batch):
+    """GFLOP/s of the conv layers alone, from ``layer_times``'s ms per step of each layer (the conv steps'
+    forward, backward and SGD update, driven as Network.train_epoch drives them)."""
+    spent = sum(f + b for kind, _, f, b in layers if kind == "conv") * steps / 1000
     convs = [layer for layer in net.arch.layers if layer.kind == "conv"]
-    flops = sum(2 * layer.macs * (2 if i == 0 else 3) for i, layer in enumerate(convs)) * n
+    flops = sum(2 * layer.macs * (2 if i == 0 else 3) for i, layer in enumerate(convs)) * steps * batch
     return flops / spent / 1e9
 
 
 def layer_times(net, x, y, batch, threads, steps, rng):
     """mnistlab's ms per training step in each layer, [(kind, input shape, forward, backward)], over
-    ``steps`` steps driven as conv_gflops drives them (backward includes the SGD update), after 5 untimed;
-    and the whole step's ms. A layer's time includes the activation it applies (conv-bn: batch norm's)."""
+    ``steps`` steps driven as Network.train_epoch drives them (as two streams on two threads or more;
+    backward includes the SGD update), after 5 untimed; and the whole step's ms. A layer's time includes
+    the activation it applies (conv-bn: batch norm's)."""
     opt, clock = Sgd(momentum=0.0, nesterov=False), time.perf_counter
     n, classes = (steps + 5) * batch, net.classes
     onehot = np.zeros((n, classes), net.dtype)
@@ -242,9 +219,9 @@ def torch_layer_times(model, x, y, batch, steps):
             for kind, sides in TORCH_OPS.items()}, total
 
 
-def print_layers(case, net, model, x, y, batch, threads, steps, rng):
-    """Where a step's time goes, layer kind by layer kind, in both libraries (--layers)."""
-    layers, total_m = layer_times(net, x, y, batch, threads, steps, rng)
+def print_layers(case, layers, total_m, model, x, y, batch, threads, steps):
+    """Where a step's time goes, layer kind by layer kind, in both libraries (--layers), mnistlab's from
+    ``layer_times``."""
     kinds = list(dict.fromkeys(kind for kind, *_ in layers))
     if torch:
         xt = torch.from_numpy(x[:(steps + 5) * batch].reshape(-1, 1, 28, 28))
@@ -341,9 +318,12 @@ def run_case(case, x, y, x_test, y_test, args):
             acc_t = float((model(as_torch(x_test)).argmax(1).numpy() == y_test).mean())
             eval_t = time.perf_counter() - t0
         model.train()
-    conv = conv_gflops(net, x, y, batch, threads, args.conv_steps, rng) if sizes is None else None
-    if args.layers and sizes is None:
-        print_layers(case, net, model, x, y, batch, threads, args.conv_steps, rng)
+    conv = None
+    if sizes is None:
+        layers, step_ms = layer_times(net, x, y, batch, threads, args.conv_steps, rng)
+        conv = conv_gflops(net, layers, args.conv_steps, batch)
+        if args.layers:
+            print_layers(case, layers, step_ms, model, x, y, batch, threads, args.conv_steps)
     return {"case": case, "sizes": sizes, "batch": batch, "mnistlab_threads": threads,
             "mnistlab_s": m, "torch_s": t, "ratio": paired_ratio(times_m, times_t) if torch else None,
             "ratio_of_medians": m / t if torch else None, "mnistlab_all_s": times_m,

@@ -3,6 +3,7 @@ every mean ± std it quotes and every difference it quotes with a standard error
 gives, rounded once from the exact values. A wrong number in REPORT.md fails here."""
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -102,10 +103,15 @@ def accuracies_of(studies):
     return means, stds, repeats
 
 
+@functools.cache
+def committees_script():
+    return runpy.run_path(str(ROOT / "docs" / "analysis" / "committees.py"))
+
+
 def committee_accuracies(folder):
     """The accuracy of each configuration's committee (the mean of its members' committed test-set
     probabilities, as docs/analysis/committees.py computes it), for a study that keeps them."""
-    committees = runpy.run_path(str(ROOT / "docs" / "analysis" / "committees.py"))
+    committees = committees_script()
     found = []
     for config in sorted(p for p in (folder / committees["PROBABILITIES"]).glob("*") if p.is_dir()):
         members, labels = [], None
