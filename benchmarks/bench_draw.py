@@ -20,12 +20,15 @@ base64 of the zlib-compressed bytes, one per pixel}, 1.3 kB on average); with ``
 whole canvas so (1.6 kB, as the page sent it before it cropped), with ``--payload compact`` the whole
 canvas uncompressed (about 105 kB), with ``--payload pixels`` as {"pixels": [[...]]} (about 160 kB, slowest
 to read). Prints the payload and its size, p50/p99/max latency, requests per
-second and errors (target: p99 under 20 ms, no errors). Client and server share this machine's cores; the
-clients turn Nagle's algorithm off on their connections, as browsers do.
+second and errors (target: p99 under 20 ms, no errors), then where the time went: the CPU a request took
+in the server (its workers) and in the clients, how many cores were busy, and each client's median latency
+(the kernel hashes connections to the workers, so an uneven split shows as two groups). Client and server
+share this machine's cores; the clients turn Nagle's algorithm off on their connections, as browsers do.
+``--stub-model`` answers without the model: what HTTP and the app cost alone (not a figure of the page).
 
 Run:  PYTHONPATH=src python3 benchmarks/bench_draw.py [--weights W [W ...]] [--quick] [--only robustness|latency]
           [--validation]
-          [--canvas SIDE] [--payload page|deflate|compact|pixels] [--workers N [N ...]]
+          [--canvas SIDE] [--payload page|deflate|compact|pixels] [--workers N [N ...]] [--stub-model]
       (SIDE: the latency payload's canvas side, default 280; payload: default page, what the page sends;
       workers: server processes, one latency run each, default 1 2)
 (W: a model file, a run folder or pretrained; A,B,C: their committee, for robustness. Default weights:
@@ -36,6 +39,7 @@ digits and 500 requests, to check the script works)
 import argparse
 import base64
 import json
+import os
 import re
 import socket
 import statistics
@@ -128,11 +132,29 @@ def redrawn(images, seed):
 
 SERVER = """
 import sys
+import numpy as np
 from mnistlab.web.app import create_app
 from mnistlab.web.server import bind_workers, serve
 app = create_app(sys.argv[1], sys.argv[2])
+if sys.argv[4] == "stub":  # every answer without the model: what the HTTP stack and the app cost alone
+    async def stub(model, image28, p=np.full(10, 0.1)):
+        return 0, p
+    app.state.batcher.predict = stub
 serve(app, bind_workers("127.0.0.1", 0, int(sys.argv[3])), on_ready=lambda url: print(url, flush=True))
 """
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` and of its children still running (the workers)."""
+    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+        except OSError:  # ended meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 PAYLOADS = ("page", "deflate", "compact", "pixels")
@@ -190,19 +212,20 @@ class Connection:
         self.sock.close()
 
 
-def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, seed=0):
+def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, seed=0, stub=False):
     data = load_dataset()
     rng = np.random.default_rng(seed)
     canvases = [as_drawing(d, rng) for d in data.test_images[:50].reshape(-1, 28, 28)]
     canvases = [c if side == CANVAS else np.clip(resize(c, (side, side)), 0, 255) for c in canvases]
     bodies = [body_of(c, payload) for c in canvases]
     runs_dir = Path(weights).resolve().parent.parent
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir), str(workers)], stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(weights), str(runs_dir), str(workers),
+                               "stub" if stub else "model"], stdout=subprocess.PIPE,
                               text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     try:
         url = server.stdout.readline().strip()
         host, port = url.split("//")[1].rstrip("/").split(":")
-        times, errors, lock = [], [], threading.Lock()
+        times, errors, lock, medians = [], [], threading.Lock(), []
         per_client = [total // clients + (i < total % clients) for i in range(clients)]
         requests = [Connection.request(host, "/api/predict", body) for body in bodies]
 
@@ -228,14 +251,16 @@ def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, 
             connection.close()
             with lock:
                 times.extend(mine)
+                medians.append(statistics.median(mine) * 1000 if mine else float("nan"))
 
         threads = [threading.Thread(target=client, args=(i, n)) for i, n in enumerate(per_client)]
-        t0 = time.perf_counter()
+        cpu0, server0, t0 = time.process_time(), cpu_seconds(server.pid), time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        client_cpu, server_cpu = time.process_time() - cpu0, cpu_seconds(server.pid) - server0
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -245,7 +270,14 @@ def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, 
           f"({statistics.mean(map(len, bodies)) / 1000:.1f} kB), {clients} concurrent clients, "
           f"{workers} server worker{'s' if workers > 1 else ''}, {weights}")
     print(f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {ms.max():.1f} ms  {len(ms) / wall:.0f} requests/s  "
-          f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}")
+          f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}"
+          + ("  (model stubbed out: not a figure of the page)" if stub else ""))
+    # Where the time went: CPU a request on each side (client and server share the cores), and each client's
+    # median, sorted: with several workers the kernel hashes connections to them, so an uneven split shows
+    # as two groups.
+    print(f"CPU a request: server {server_cpu / len(ms) * 1000:.2f} ms, clients {client_cpu / len(ms) * 1000:.2f} ms; "
+          f"cores busy {(server_cpu + client_cpu) / wall:.2f} of {os.cpu_count()}; each client's median ms: "
+          + " ".join(f"{m:.1f}" for m in sorted(medians)))
 
 
 def main():
@@ -266,6 +298,8 @@ def main():
                              'whole canvas so; compact: the whole canvas, not compressed; pixels: {"pixels": [[...]]})')
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="latency: server worker processes, one run each (default: 1 2)")
+    parser.add_argument("--stub-model", action="store_true",
+                        help="latency: the server answers without running the model (what HTTP and the app cost alone)")
     args = parser.parse_args()
     if args.weights:
         weights = args.weights
@@ -277,7 +311,7 @@ def main():
     if args.only != "robustness":
         for workers in args.workers:
             latency(weights_path(str(weights[0])), 500 if args.quick else 5_000, side=args.canvas, payload=args.payload,
-                    workers=workers)
+                    workers=workers, stub=args.stub_model)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ in this process or in several worker processes that share the port.
 One process answers one request at a time: with 20 clients posting drawings at once it answered about
 1,300 a second (p99 23 ms on the 2-core test machine); two workers answered about 1,900 (p99 13-14 ms),
 see benchmarks/bench_draw.py. Each worker has its own listening socket on the same port
-(SO_REUSEPORT), so the kernel spreads the connections evenly: with one shared socket, whichever
-worker woke first took most of them, and two workers were no faster than one.
+(SO_REUSEPORT): with one shared socket, whichever worker woke first took most of the connections, and
+two workers were no faster than one. The kernel hashes each connection to one of the sockets, so the
+spread is even only on average: 20 keep-alive connections split 10/10, 7/13 or 5/15 (README).
 """
 
 import multiprocessing
