@@ -3,17 +3,25 @@ in this process or in several worker processes that share the port.
 
 One process answers one request at a time: with 20 clients posting drawings at once it answered about
 1,300 a second (p99 23 ms on the 2-core test machine); two workers answered about 1,900 (p99 13-14 ms),
-see benchmarks/bench_draw.py. Each worker has its own listening socket on the same port
-(SO_REUSEPORT): with one shared socket, whichever worker woke first took most of the connections, and
-two workers were no faster than one. The kernel hashes each connection to one of the sockets, so the
-spread is even only on average: 20 keep-alive connections split 10/10, 7/13 or 5/15 (README).
-"""
+see benchmarks/bench_draw.py.
 
+How workers share the port. A connection stays with the worker that accepted it (the page keeps its
+connection alive), so how connections fall to workers sets how evenly the load falls. With one shared
+listening socket and plain accept, whichever worker woke first took most of them, and two workers were no
+faster than one. With one socket per worker (SO_REUSEPORT) the kernel hashes each connection to one, so the
+split is even only on average: 20 connections split 10/10, 7/13 or 5/15, and a 5/15 split cost a quarter
+of the requests per second (README). So the workers share one listening socket, and each accepts a new
+connection only while it holds no more open connections than the least-loaded worker plus ``SLACK``
+(``FairShare``); the counts live in shared memory, each worker writing only its own. A connection no fair
+worker takes within ``WAIT`` seconds (that worker busy in a long forward pass, or gone) is taken anyway.
+"""
+import errno
 import multiprocessing
 import os
 import signal
 import socket
 import threading
+import time
 import webbrowser
 
 from ..errors import InputError
@@ -46,29 +54,59 @@ def bind(host, port):
 
 
 def bind_workers(host, port, workers):
-    """``workers`` listening sockets sharing (host, port) through SO_REUSEPORT, one per worker process.
+    """The listening socket for ``workers`` worker processes, once per worker: [sock] * workers. They share
+    it (``serve`` gives each a ``FairShare`` view of it); InputError as ``bind`` when the port is taken."""
+    return [bind(host, port)] * workers
 
-    The port is first taken as ``bind`` takes it, without SO_REUSEPORT, so a port another program
-    (or another ``mnistlab draw``) listens on is still an error rather than silently shared.
-    """
-    if workers == 1:
-        return [bind(host, port)]
-    probe = bind(host, port)
-    port = probe.getsockname()[1]  # port 0: the free one the probe was given
-    probe.close()
-    socks = []
-    try:
-        for _ in range(workers):
-            sock = _socket(host)
-            socks.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(128)
-    except OSError as e:  # taken in the instant between the probe and these
-        for sock in socks:
-            sock.close()
-        raise _cannot(host, port, e) from None
-    return socks
+
+SLACK = 1  # a worker accepts while it holds at most the fewest open connections + SLACK
+# seconds a new connection waits for a fairer worker before any worker takes it (the environment's value
+# lets a test on a loaded machine rule out that fallback)
+WAIT = float(os.environ.get("MNISTLAB_DRAW_FAIR_WAIT", "0.005"))
+EPISODE = 0.002  # refusals further apart than this wait for a new connection, not the same one
+
+
+class FairShare(socket.socket):
+    """Worker ``index``'s view of the shared listening socket ``listening``: ``accept`` refuses (as a
+    non-blocking socket with nothing to accept does: BlockingIOError, which asyncio's server takes as "no
+    more for now") while this worker holds more than the fewest open connections + SLACK, for at most
+    WAIT seconds a connection. ``counts`` is shared memory, one int per worker. The connections it returns
+    are ``Counted``: closing one gives its place back."""
+
+    def __init__(self, listening, counts, index):
+        super().__init__(listening.family, listening.type, listening.proto, fileno=listening.detach())
+        self.counts, self.index = counts, index
+        self.refusing_since = self.last_refusal = -1.0
+
+    def accept(self):
+        counts = self.counts
+        if counts[self.index] > min(counts) + SLACK:
+            now = time.monotonic()
+            if now - self.last_refusal > EPISODE:  # the loop spins on one waiting connection at most
+                self.refusing_since = now
+            self.last_refusal = now
+            if now - self.refusing_since < WAIT:
+                raise BlockingIOError(errno.EAGAIN, "a worker holding fewer connections should take this one")
+        fd, address = self._accept()
+        conn = Counted(self.family, self.type, self.proto, fileno=fd)
+        conn.place = (counts, self.index)
+        counts[self.index] += 1
+        if socket.getdefaulttimeout() is None and self.gettimeout():
+            conn.setblocking(True)  # as socket.accept leaves it; asyncio makes it non-blocking anyway
+        return conn, address
+
+
+class Counted(socket.socket):
+    """An accepted connection that gives its worker's place back when closed (once)."""
+
+    place = None
+
+    def close(self):
+        if self.place is not None:
+            counts, index = self.place
+            self.place = None
+            counts[index] -= 1
+        super().close()
 
 
 def url_of(sock):
@@ -76,21 +114,24 @@ def url_of(sock):
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def _run(app, sock):
+def _run(app, sock, counts=None, index=0):
     import uvicorn
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread: a prediction is one image, and a second thread only spun on the other core
     # against the HTTP work and the clients (the server took 1.9 cores, for 930 requests/s).
     threadpool_limits(limits=1, user_api="blas")
+    if counts is not None:
+        sock = FairShare(sock, counts, index)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
 def serve(app, socks, open_browser=False, on_ready=print):
     """Serve ``app`` on the bound socket(s) until interrupted; report the address through ``on_ready``.
 
-    With several sockets (``bind_workers``), one worker process is forked per socket, after the app
-    and its default model are loaded, so they share those pages. This process waits for them, and
+    With several (``bind_workers``: the same socket once per worker), one worker process is forked for
+    each, after the app and its default model are loaded, so they share those pages; they share the
+    socket fairly (``FairShare``). This process waits for them, and
     passes SIGTERM on; Ctrl-C reaches them all directly.
     """
     socks = socks if isinstance(socks, list) else [socks]
@@ -106,7 +147,8 @@ def serve(app, socks, open_browser=False, on_ready=print):
         _run(app, socks[0])
         return
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_run, args=(app, sock), name=f"mnistlab-draw-{k}")
+    counts = context.RawArray("i", len(socks))  # open connections of each worker
+    workers = [context.Process(target=_run, args=(app, sock, counts, k), name=f"mnistlab-draw-{k}")
                for k, sock in enumerate(socks)]
     for worker in workers:
         worker.start()
