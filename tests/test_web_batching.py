@@ -91,6 +91,49 @@ def test_a_lone_request_is_answered_alone():
     assert model.batches == [1, 1, 1]
 
 
+def test_a_busy_worker_waits_for_company_and_an_idle_one_reads_at_once(monkeypatch):
+    """Right after a pass (busy), a request waits WAIT for others; after BUSY without a pass, it is read at
+    once, and the one after it is a batch of its own."""
+    monkeypatch.setattr(batching, "WAIT", 0.1)
+    monkeypatch.setattr(batching, "BUSY", 0.3)
+    model, batcher = Counting(), Batcher()
+
+    async def later(delay, k):
+        await asyncio.sleep(delay)
+        return await batcher.predict(model, image(k))
+
+    async def go():
+        await batcher.predict(model, image(0))  # idle at first: at once
+        busy = await asyncio.gather(later(0, 1), later(0.05, 2))  # within WAIT of each other: one pass
+        await asyncio.sleep(0.4)  # idle again
+        idle = await asyncio.gather(later(0, 3), later(0.05, 4))
+        return busy + idle
+
+    answers = run(go)
+    assert [digit for digit, _ in answers] == [1, 2, 3, 4]
+    assert model.batches == [1, 2, 1, 1]
+
+
+def test_a_full_batch_cancels_its_wait_so_the_next_batch_waits_its_own(monkeypatch):
+    monkeypatch.setattr(batching, "WAIT", 0.2)
+    monkeypatch.setattr(batching, "BUSY", 10.0)
+    model, batcher = Counting(), Batcher(max_batch=2)
+
+    async def later(delay, k):
+        await asyncio.sleep(delay)
+        return await batcher.predict(model, image(k))
+
+    async def go():
+        await batcher.predict(model, image(9))  # a first pass: busy from here on
+        # 1 and 2 fill a batch at once; 3 comes at 0.1 s, 4 at 0.25 s: the full batch's timer (0.2 s) must not
+        # read 3 alone, 3's own timer (0.3 s) reads 3 and 4 together
+        return await asyncio.gather(later(0, 1), later(0, 2), later(0.1, 3), later(0.25, 4))
+
+    answers = run(go)
+    assert [digit for digit, _ in answers] == [1, 2, 3, 4]
+    assert model.batches == [1, 2, 2]
+
+
 def test_a_cheap_model_is_answered_at_once_each_image_alone():
     cheap, batcher = Counting(macs=1_000_000), Batcher()
     answers = gather(batcher, [(cheap, image(k)) for k in range(4)])
