@@ -866,14 +866,13 @@ def test_the_page_shows_a_committees_members_and_offers_the_shipped_model(browse
 
 
 def test_predict_answers_through_the_direct_path_exactly_as_through_fastapis_route(runs, mnist_test):
-    """POST /api/predict is answered by the Direct middleware (app.py) calling the route's own function; the
-    app without it (FastAPI's routing) gives the same status, headers' content type and body, good or bad."""
-    from mnistlab.web.app import Direct
-
+    """POST /api/predict is answered directly (DrawApp.direct, app.py), by the route's own function, without
+    FastAPI's middleware stack; the app without it (FastAPI's routing) gives the same status, headers' content
+    type and body, good or bad."""
     def app(direct):
         made = create_app(runs / "default" / "model.safetensors", runs, pretrained=runs / "none.safetensors")
         if not direct:
-            made.user_middleware = [m for m in made.user_middleware if m.cls is not Direct]
+            made.direct = None
         return made
 
     digit = mnist_test[0][0]
@@ -883,10 +882,13 @@ def test_predict_answers_through_the_direct_path_exactly_as_through_fastapis_rou
                 dict(content=b"x", headers={"content-type": "text/plain"}),
                 dict(json=compact, params={"model": "nothing/here.safetensors"}),
                 dict(files={"image": ("a.png", b"not a png", "image/png")})]
-    direct, routed = TestClient(app(True)), TestClient(app(False))
+    direct_app, routed_app = app(True), app(False)
+    direct, routed = TestClient(direct_app), TestClient(routed_app)
     for request in requests:
         ours, theirs = direct.post("/api/predict", **request), routed.post("/api/predict", **request)
         assert (ours.status_code, ours.headers["content-type"], ours.content) == \
             (theirs.status_code, theirs.headers["content-type"], theirs.content), request
     assert direct.post("/api/predict", json=compact).status_code == 200
+    # Starlette builds its middleware stack on an app's first call through it: the direct one never did
+    assert direct_app.middleware_stack is None and routed_app.middleware_stack is not None
     assert direct.get("/api/predict").status_code == routed.get("/api/predict").status_code == 405
