@@ -21,7 +21,8 @@ whole canvas so (1.6 kB, as the page sent it before it cropped), with ``--payloa
 canvas uncompressed (about 105 kB), with ``--payload pixels`` as {"pixels": [[...]]} (about 160 kB, slowest
 to read). Prints the payload and its size, p50/p99/max latency, requests per
 second and errors (target: p99 under 20 ms, no errors), then where the time went: the CPU a request took
-in the server (its workers) and in the clients, how many cores were busy, and each client's median latency
+in the server (its workers) and in the clients, how many cores were busy (and how much of them the hypervisor
+gave to other guests: /proc/stat's steal time), and each client's median latency
 (the kernel hashes connections to the workers, so an uneven split shows as two groups). Client and server
 share this machine's cores; the clients turn Nagle's algorithm off on their connections, as browsers do.
 ``--stub-model`` answers without the model: what HTTP and the app cost alone (not a figure of the page).
@@ -144,6 +145,12 @@ serve(app, bind_workers("127.0.0.1", 0, int(sys.argv[3])), on_ready=lambda url: 
 """
 
 
+def steal_seconds():
+    """CPU seconds the hypervisor gave to other guests, all cores (/proc/stat's steal column)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds of process ``pid`` and of its children still running (the workers)."""
     total, tick = 0, os.sysconf("SC_CLK_TCK")
@@ -254,13 +261,14 @@ def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, 
                 medians.append(statistics.median(mine) * 1000 if mine else float("nan"))
 
         threads = [threading.Thread(target=client, args=(i, n)) for i, n in enumerate(per_client)]
-        cpu0, server0, t0 = time.process_time(), cpu_seconds(server.pid), time.perf_counter()
+        cpu0, server0, steal0, t0 = time.process_time(), cpu_seconds(server.pid), steal_seconds(), time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
         client_cpu, server_cpu = time.process_time() - cpu0, cpu_seconds(server.pid) - server0
+        steal = steal_seconds() - steal0
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -276,7 +284,8 @@ def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, 
     # median, sorted: with several workers the kernel hashes connections to them, so an uneven split shows
     # as two groups.
     print(f"CPU a request: server {server_cpu / len(ms) * 1000:.2f} ms, clients {client_cpu / len(ms) * 1000:.2f} ms; "
-          f"cores busy {(server_cpu + client_cpu) / wall:.2f} of {os.cpu_count()}; each client's median ms: "
+          f"cores busy {(server_cpu + client_cpu) / wall:.2f} of {os.cpu_count()}, stolen by the host "
+          f"{steal / wall:.2f}; each client's median ms: "
           + " ".join(f"{m:.1f}" for m in sorted(medians)))
 
 
