@@ -15,6 +15,7 @@ connection only while it holds no more open connections than the least-loaded wo
 (``FairShare``); the counts live in shared memory, each worker writing only its own. A connection no fair
 worker takes within ``WAIT`` seconds (that worker busy in a long forward pass, or gone) is taken anyway.
 """
+
 import errno
 import multiprocessing
 import os
@@ -130,9 +131,9 @@ def serve(app, socks, open_browser=False, on_ready=print):
     """Serve ``app`` on the bound socket(s) until interrupted; report the address through ``on_ready``.
 
     With several (``bind_workers``: the same socket once per worker), one worker process is forked for
-    each, after the app and its default model are loaded, so they share those pages; they share the
-    socket fairly (``FairShare``). This process waits for them, and
-    passes SIGTERM on; Ctrl-C reaches them all directly.
+    each, after the app and its default model are loaded, so they share those pages, and they share the
+    socket fairly (``FairShare``). This process waits for them, and passes SIGTERM on; Ctrl-C reaches
+    them all directly.
     """
     socks = socks if isinstance(socks, list) else [socks]
     url = url_of(socks[0])
