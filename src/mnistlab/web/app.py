@@ -244,8 +244,9 @@ class DrawApp(FastAPI):
     declared, for the schema and /docs; the handler's HTTPException becomes the same {"detail": ...} answer
     FastAPI's handler gives, and any other error reaches the server, which answers 500 as FastAPI's error
     middleware would. For ``POST /api/predict``, the drawing page's one busy route: with the model stubbed
-    out, a request's time in the app fell from 302 to 235 us as a middleware inside the stack (one thread,
-    medians of 7 alternating rounds of 400 requests, called in-process), and to 172 us from here, with the
+    out, a request's time in the app fell from 302 to 235 us when a middleware inside the stack first did
+    this (one thread, medians of 7 alternating rounds of 400 requests, called in-process), and from 240 to
+    162 us (the same, another day: ``benchmarks/bench_app.py OLD NEW``) when it moved here, with the
     answer's pixels written through an object-array table (``answer``)."""
 
     direct = None
