@@ -23,7 +23,7 @@ to read). Prints the payload and its size, p50/p99/max latency, requests per
 second and errors (target: p99 under 20 ms, no errors), then where the time went: the CPU a request took
 in the server (its workers) and in the clients, how many cores were busy (and how much of them the hypervisor
 gave to other guests: /proc/stat's steal time), and each client's median latency
-(the kernel hashes connections to the workers, so an uneven split shows as two groups). Client and server
+(an uneven split of the connections between workers shows as two groups). Client and server
 share this machine's cores; the clients turn Nagle's algorithm off on their connections, as browsers do.
 ``--stub-model`` answers without the model: what HTTP and the app cost alone (not a figure of the page).
 
@@ -281,8 +281,7 @@ def latency(weights, total, clients=20, side=CANVAS, payload="page", workers=1, 
           f"errors {len(errors)}  target p99 < 20 ms, no errors: {'met' if p99 < 20 and not errors else 'missed'}"
           + ("  (model stubbed out: not a figure of the page)" if stub else ""))
     # Where the time went: CPU a request on each side (client and server share the cores), and each client's
-    # median, sorted: with several workers the kernel hashes connections to them, so an uneven split shows
-    # as two groups.
+    # median, sorted: an uneven split of the connections between workers shows as two groups.
     print(f"CPU a request: server {server_cpu / len(ms) * 1000:.2f} ms, clients {client_cpu / len(ms) * 1000:.2f} ms; "
           f"cores busy {(server_cpu + client_cpu) / wall:.2f} of {os.cpu_count()}, stolen by the host "
           f"{steal / wall:.2f}; each client's median ms: "
