@@ -64,3 +64,34 @@ def test_gamma_and_beta_get_no_weight_decay_and_running_statistics_are_state():
     step.bind(type("Above", (), {"x": np.zeros((2, 4, 4, 8), np.float32), "dx": np.zeros((2, 4, 4, 8), np.float32)})())
     assert [p.decay for p in step.parameters] == [None, None]
     assert set(layer.params) == {"gamma", "beta"} and set(layer.state) == {"mean", "var"}
+
+
+@pytest.mark.parametrize("spec_text", ["conv3k3valid-bn-conv2k3same-bn-fc5", "conv3k3same-bn-conv2k3s2same-bn-fc5"])
+def test_the_networks_gradients_through_batch_norm_writing_into_a_padded_conv_match_finite_differences(spec_text):
+    """Batch norm reads and writes its maps wide (rows of width * channels); when a 'same' conv follows, its
+    output and gradient are the inside of that conv's zero-bordered buffers, not contiguous arrays."""
+    from mnistlab import arch
+    from mnistlab.nn import Network
+    from test_nn import numerical_grad
+
+    rng = np.random.default_rng(7)
+    network = Network.build(arch.resolve(spec_text, 36, 3), "he", rng, dtype=np.float64)
+    for name, tensor in network.tensors().items():
+        if name.endswith("gamma") or name.endswith("beta"):
+            tensor[...] = rng.uniform(0.5, 1.5, tensor.shape) if name.endswith("gamma") else rng.standard_normal(tensor.shape)
+    x, labels = rng.uniform(0, 1, (4, 36)), rng.integers(0, 3, 4)
+
+    def loss():
+        return network.gradients(x, labels, np.random.default_rng(1)).loss
+
+    _, grads = network.gradients(x, labels, np.random.default_rng(1))
+    tensors = network.tensors()
+    # every trained tensor: each conv's and dense's weight and bias, each norm's gamma and beta (not its
+    # running statistics, which are state)
+    assert sorted(grads) == sorted(n for n in tensors if not n.endswith((".mean", ".var")))
+    for name, gradient in grads.items():
+        tensor = tensors[name]
+        if gradient.shape != tensor.shape:  # a conv's weight gradient comes as its rows (ky, kx, channel)
+            filters, channels, k, _ = tensor.shape
+            gradient = gradient.reshape(k, k, channels, filters).transpose(3, 2, 0, 1)
+        np.testing.assert_allclose(gradient, numerical_grad(loss, tensor), rtol=1e-5, atol=1e-8, err_msg=name)
