@@ -21,7 +21,9 @@ import base64
 import binascii
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import fastapi_offline
 import numpy as np
@@ -237,8 +239,14 @@ def add_offline_docs(app):
                                    swagger_ui_parameters={"validatorUrl": None})
 
 
+class DirectRoute(NamedTuple):
+    method: str
+    path: str
+    handler: Callable  # async (Request) -> Response
+
+
 class DrawApp(FastAPI):
-    """The FastAPI app, with one route answered directly: ``direct = (method, path, handler)`` sends that
+    """The FastAPI app, with one route answered directly: ``direct``, a DirectRoute, sends that
     route's requests straight to its endpoint ``handler(request)``, before FastAPI's own call (its telemetry
     check, its middleware stack, the router's matching and its dependency machinery). The route stays
     declared, for the schema and /docs; the handler's HTTPException becomes the same {"detail": ...} answer
@@ -249,15 +257,15 @@ class DrawApp(FastAPI):
     162 us (the same, another day: ``benchmarks/bench_app.py OLD NEW``) when it moved here, with the
     answer's pixels written through an object-array table (``answer``)."""
 
-    direct = None
+    direct = None  # a DirectRoute
 
     async def __call__(self, scope, receive, send):
-        direct = self.direct
-        if direct is None or scope["type"] != "http" or scope["path"] != direct[1] or scope["method"] != direct[0]:
+        route = self.direct
+        if route is None or scope["type"] != "http" or scope["path"] != route.path or scope["method"] != route.method:
             return await super().__call__(scope, receive, send)
         scope["app"] = self
         try:
-            response = await direct[2](Request(scope, receive))
+            response = await route.handler(Request(scope, receive))
         except HTTPException as e:
             response = JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=e.headers)
         await response(scope, receive, send)
@@ -321,7 +329,7 @@ def create_app(weights, runs_dir="runs", collect=None, pretrained=None):
         except InputError as e:
             fail(422, str(e))
 
-    app.direct = ("POST", "/api/predict", predict)
+    app.direct = DirectRoute("POST", "/api/predict", predict)
     if collect is not None:
         from .drawings import drawings_router  # it imports this module's request parsers
         app.include_router(drawings_router(collect, pick))

@@ -27,6 +27,7 @@ not depend on its neighbours beyond float rounding of the products (a few units 
 """
 
 import asyncio
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,10 +38,18 @@ BUSY = 0.010  # busy: its previous pass ended less than this long ago
 MAX_BATCH = 16
 
 
+class Pending(NamedTuple):
+    """A batch being gathered for one model: its images with their answers' futures, and the timer
+    (asyncio handle) that runs its pass."""
+    model: object
+    queue: list  # [(image (28, 28), future), ...]
+    timer: asyncio.Handle
+
+
 class Batcher:
     def __init__(self, max_batch=MAX_BATCH):
         self.max_batch = max_batch
-        self.pending = {}  # id(model) -> (model, [(image, future), ...], the handle that runs the pass)
+        self.pending = {}  # id(model) -> Pending
         self.passes = 0  # forward passes run, and the images they read: for tests and benchmarks
         self.images = 0
         self.last_pass = float("-inf")  # loop.time() when the last pass ended
@@ -60,8 +69,8 @@ class Batcher:
         if key not in self.pending:
             busy = loop.time() - self.last_pass < BUSY
             timer = loop.call_later(WAIT, self._run, key) if busy else loop.call_soon(self._run, key)
-            self.pending[key] = (model, [], timer)
-        queue = self.pending[key][1]
+            self.pending[key] = Pending(model, [], timer)
+        queue = self.pending[key].queue
         queue.append((image28, future))
         if len(queue) >= self.max_batch:
             self._run(key)  # full: read now (its timer is cancelled)
@@ -76,8 +85,8 @@ class Batcher:
         entry = self.pending.pop(key, None)
         if entry is None:
             return
-        model, queue, timer = entry
-        timer.cancel()  # when a full batch runs before its timer, the timer must not cut the next one short
+        model, queue = entry.model, entry.queue
+        entry.timer.cancel()  # when a full batch runs before its timer, the timer must not cut the next one short
         self.passes += 1
         self.images += len(queue)
         try:

@@ -90,7 +90,7 @@ class FairShare(socket.socket):
                 raise BlockingIOError(errno.EAGAIN, "a worker holding fewer connections should take this one")
         fd, address = self._accept()
         conn = Counted(self.family, self.type, self.proto, fileno=fd)
-        conn.place = (counts, self.index)
+        conn.counts, conn.index = counts, self.index
         counts[self.index] += 1
         if socket.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)  # as socket.accept leaves it; asyncio makes it non-blocking anyway
@@ -100,13 +100,12 @@ class FairShare(socket.socket):
 class Counted(socket.socket):
     """An accepted connection that gives its worker's place back when closed (once)."""
 
-    place = None
+    counts = index = None  # its worker's place in the shared counts; counts None once given back
 
     def close(self):
-        if self.place is not None:
-            counts, index = self.place
-            self.place = None
-            counts[index] -= 1
+        if self.counts is not None:
+            self.counts[self.index] -= 1
+            self.counts = None
         super().close()
 
 
