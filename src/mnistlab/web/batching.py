@@ -17,10 +17,11 @@ for the batch-norm CNN: the first request of a batch waits for the others to be 
 Under load a batch also waits a little for company: when the worker's previous pass ended less than ``BUSY``
 seconds ago, the pass runs ``WAIT`` seconds after the batch's first request instead of at the end of the turn.
 Passes then read more images each, at a lower cost an image (the BN CNN folded, one core, timed ad hoc: 0.89 ms
-alone, 0.65 at 3, 0.58 at 8). With the shipped CNN, 20 clients and 2 workers (``bench_draw.py --only latency``, 16 back-to-back
-pairs without and with a 2 ms wait, on a VM whose p99 moves by 10 ms between runs): p99 1.7 ms lower (median
-of the pairs' differences; lower in 12 of 16 pairs), requests per second 1.03x and 1.13x (medians of two sets of
-8). A small gain, kept because it costs a lone user nothing: after an idle worker, a drawing is read at once.
+alone, 0.65 at 3, 0.58 at 8). With the shipped CNN, 20 clients and 2 workers (``bench_draw.py --only latency``,
+16 back-to-back pairs without and with a 2 ms wait, on a VM whose p99 moves by 10 ms between runs): p99 1.7 ms
+lower (median of the pairs' differences; lower in 12 of 16 pairs), requests per second 1.03x and 1.13x (medians
+of two sets of 8). A small gain, kept because it costs a lone user nothing: after an idle worker, a drawing is
+read at once.
 
 Rows of a batch are independent (no batch norm statistics at inference, no dropout), so an image's answer does
 not depend on its neighbours beyond float rounding of the products (a few units in the last place).
