@@ -102,11 +102,16 @@ class Conv2d:
         # column-major the weight gradient's product was 10-20% faster: 36864 x 289 x 32 on one
         # core at 57 GFLOP/s against 48, but the weight rows without the bias are no block of memory).
         self.packed = np.zeros((self.fan_in + 1, filters), dtype)
-        weight = self.packed[:-1].reshape(k, k, c, filters).transpose(3, 2, 0, 1)  # (F, C, K, K) view
-        self.params = {"weight": weight, "bias": self.packed[-1]}
+        self.params = self.views(self.packed)
         self.state = {}
         name = o.get("activation")
         self.activation = ACTIVATIONS[name] if name else None
+
+    def views(self, packed):
+        """{"weight": (filters, channels, k, k), "bias": (filters,)} views of an array laid out like
+        ``packed``: the layer's own parameters, a folded copy's, or their gradient."""
+        k, c, f = self.kernel, self.in_hwc[2], self.out_hwc[2]
+        return {"weight": packed[:-1].reshape(k, k, c, f).transpose(3, 2, 0, 1), "bias": packed[-1]}
 
     def initialize(self, init, rng):
         W = self.packed[:-1]  # drawn as (fan_in, fan_out) = (K*K*C, filters)
@@ -155,9 +160,7 @@ class Conv2d:
         fused = copy.copy(self)
         fused.packed = (self.packed.astype(np.float64) * scale).astype(self.dtype)
         fused.packed[-1] = ((self.packed[-1] - norm.state["mean"]) * scale + norm.params["beta"]).astype(self.dtype)
-        k, c, f = self.kernel, self.in_hwc[2], self.out_hwc[2]
-        fused.params = {"weight": fused.packed[:-1].reshape(k, k, c, f).transpose(3, 2, 0, 1),
-                        "bias": fused.packed[-1]}
+        fused.params = fused.views(fused.packed)
         fused.activation = norm.activation
         return fused
 
@@ -231,7 +234,7 @@ class ConvStep:
         self.gradient = LayerGradient(self.cols, delta, 1.0 / batch, self.streams)
         self.parameters = [Parameter(layer.name, layer.packed, self.gradient,
                                      {f"{layer.name}.weight": slice(0, -1), f"{layer.name}.bias": -1},
-                                     decay=slice(0, -1))]
+                                     decay=slice(0, -1), views=layer.views)]
         self.input_products = []
         if self.shifted:
             self.delta4 = delta.reshape(batch, out_h, out_w, f)

@@ -79,7 +79,10 @@ class Parameter:
     and ``add_to(target, alpha, beta=1.0, undecayed_beta=None)`` (target = beta * target + alpha * grad,
     the rows outside ``decay`` scaled by ``undecayed_beta`` instead if given). ``parts``: {parameter
     tensor name: index into value} (Dense: {"dense.0.weight": slice(0, -1), "dense.0.bias": -1}), naming
-    the optimizer's state in checkpoints (``v.dense.0.weight``). ``decay``: the index of the part weight decay applies to (None: none of it).
+    the optimizer's state in checkpoints (``v.dense.0.weight``). ``decay``: the index of the part weight
+    decay applies to (None: none of it). ``views``: where a part is laid out in ``value`` other than as
+    its tensor (a conv's weight rows are (ky, kx, channel), its tensor (filters, channels, ky, kx)), a
+    function from an array laid out like value to {name after ``key``: view shaped like that tensor}.
     """
 
     key: str
@@ -87,6 +90,13 @@ class Parameter:
     gradient: object
     parts: dict
     decay: object = None
+    views: object = None
+
+    def tensors(self, array):
+        """``array``, laid out like value (its gradient, say), as {tensor name: part shaped like it}."""
+        if self.views is None:
+            return {name: array[index] for name, index in self.parts.items()}
+        return {f"{self.key}.{name}": view for name, view in self.views(array).items()}
 
     def decayed(self, array):
         """The part of ``array`` (shaped like value) that weight decay applies to, or None."""

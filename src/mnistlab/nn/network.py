@@ -280,6 +280,4 @@ class _GradientGrabber:
         self.tensors = {}
 
     def update(self, parameter, learning_rate):
-        value = parameter.gradient.value()
-        for name, index in parameter.parts.items():
-            self.tensors[name] = value[index]
+        self.tensors.update(parameter.tensors(parameter.gradient.value()))
