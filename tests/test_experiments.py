@@ -282,6 +282,29 @@ def test_every_committed_study_table_rebuilds_byte_for_byte(cli, tmp_path):
             assert (copy / name).read_bytes() == (folder / name).read_bytes(), (folder.name, name)
 
 
+@pytest.mark.parametrize("run", ["fine_tuning/runs/hidden=100-100+batch_size=64/seed0"])
+def test_todays_code_retrains_a_committed_runs_first_epochs(run, tmp_path):
+    """The committed studies rest on the code that ran them (the MLP studies on code from before the typed
+    layers). Retrained from its config.toml on the bundled MNIST, a committed run's first two epochs come
+    back as its history.csv has them, up to float rounding (another CPU's BLAS kernels may round
+    otherwise), so a change to the maths of training shows here and not in a rerun months later."""
+    import tomllib
+
+    import mnistlab
+    from mnistlab.runfolder import read_history
+
+    folder = Path(__file__).resolve().parents[1] / "results" / run
+    settings = tomllib.loads((folder / "config.toml").read_text())
+    assert settings["schedule"] == "constant" and settings["stop"] == "early"  # nothing reads the epoch limit
+    new = mnistlab.train(out=tmp_path / "run", log=None, **{**settings, "epochs": 2}).history
+    committed = read_history(folder / "history.csv")[:2]
+    for ours, theirs in zip(new, committed, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-4), (ours["epoch"], key)
+        for key in ("train_accuracy", "val_accuracy"):
+            assert ours[key] == pytest.approx(theirs[key], abs=2e-4), (ours["epoch"], key)
+
+
 @pytest.fixture(scope="module")
 def finished_study(tiny, tmp_path_factory):
     """A finished study of one configuration and 2 seeds: (study file, results folder). Copy before use."""
