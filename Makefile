@@ -36,7 +36,7 @@ studies: install-test
 	for s in $(STUDIES); do $(BIN)/mnistlab sweep experiments/$$s.toml --no-progress || exit 1; done
 
 # The studies' figures under docs/figures/ and docs/report.html, redrawn from results/ (no training).
-REPORT_STUDIES ?= init,batch_size,architecture,stopping,stopping_fast,fine_tuning,augmentation,augmentation_student,best,cnn_recipe,cnn_recipe2,cnn_recipe3,cnn
+REPORT_STUDIES ?= init,batch_size,architecture,stopping,stopping_fast,fine_tuning,fine_tuning_readings,augmentation,augmentation_student,best,cnn_recipe,cnn_recipe2,cnn_recipe3,cnn
 REPORT_WEIGHTS ?= pretrained
 report: install-test
 	for s in $$(echo $(REPORT_STUDIES) | tr , ' '); do $(BIN)/mnistlab plot results/$$s/ --out docs/figures/$$s || exit 1; done

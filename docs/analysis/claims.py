@@ -78,6 +78,17 @@ def lowest_val_loss_epoch(history):
     return losses.index(min(losses)) + 1
 
 
+def patience_stop(history, k=5):
+    """The epoch at which patience (no new lowest validation loss for ``k`` epochs) stops on ``history``,
+    or None if it never does. A run under another rule with the same seed has the same epochs up to
+    its own stop, so an overfit run's history also shows where its patience twin stops."""
+    losses = [float(h["val_loss"]) for h in history]
+    for end in range(k + 1, len(losses) + 1):
+        if end - 1 - losses.index(min(losses[:end])) >= k:
+            return end
+    return None
+
+
 def span(values, unit=""):
     return f"{min(values)}{unit} to {max(values)}{unit}" if min(values) != max(values) else f"{min(values)}{unit}"
 
@@ -232,6 +243,9 @@ def fine_tuning_readings(results, say):
                 epochs, accuracies = study.epochs(label), study.accuracies(label)
                 what = f"{hidden} batch {batch}, {stop}"
                 say("5b", f"{what}: stop epochs", " ".join(map(str, epochs)))
+                if stop == "overfit":
+                    say("5b", f"{what}: where patience would stop on these histories",
+                        " ".join(str(patience_stop(h)) for h in study.histories(label)))
                 say("5b", f"{what}: test accuracy against the report's {100 * report_acc:.2f}%, points",
                     against_report([100 * a for a in accuracies], 100 * report_acc))
                 if (hidden, batch) in REPORT_STOPS:
