@@ -3,6 +3,7 @@ every mean ± std it quotes and every difference it quotes with a standard error
 gives, rounded once from the exact values. A wrong number in REPORT.md fails here."""
 
 import contextlib
+import csv
 import functools
 import io
 import json
@@ -198,3 +199,29 @@ def test_the_check_catches_a_wrong_mean_a_wrong_summary_figure_and_a_wrong_claim
     sign, digits = claim[0], claim[1:5]  # +0.06 -> +0.07
     assert claim in claims_printed()
     assert sign + f"{float(digits) + 0.01:.2f}" + claim[5:] not in claims_printed()
+
+
+def test_each_patience_run_repeats_its_overfit_twins_epochs_and_stops_where_claims_says():
+    """REPORT 5b reads where patience stops off the overfit runs' histories: a run of the same seed under
+    another rule trains the same epochs up to its own stop. Every committed patience run must bear that out."""
+    patience_stop = runpy.run_path(str(ROOT / "docs" / "analysis" / "claims.py"))["patience_stop"]
+    runs = ROOT / "results" / "fine_tuning_readings" / "runs"
+    checked = 0
+    for folder in sorted(runs.glob("*stop=patience/seed*")):
+        twin = Path(str(folder).replace("stop=patience", "stop=overfit"))
+        if not (folder / "metrics.json").is_file() or not (twin / "metrics.json").is_file():
+            continue
+        with open(folder / "history.csv", newline="") as f:
+            ours = list(csv.DictReader(f))
+        with open(twin / "history.csv", newline="") as f:
+            theirs = list(csv.DictReader(f))
+        for a, b in zip(ours, theirs):  # every column but the seconds
+            assert {k: v for k, v in a.items() if k != "seconds"} == \
+                {k: v for k, v in b.items() if k != "seconds"}, (folder, a["epoch"])
+        stop = patience_stop(theirs)
+        if stop is None:  # the twin ended first: patience went on at least as long
+            assert len(ours) >= len(theirs), folder
+        else:
+            assert len(ours) == stop, folder
+        checked += 1
+    assert checked >= 1
