@@ -28,6 +28,8 @@ SECTION_STUDIES = {"§1": ["init"], "§2": ["batch_size"], "§3": ["architecture
 PLUS_MINUS = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)%")
 PERCENT = re.compile(r"(?<![\d.±] )(?<![\d.])(\d+\.\d+)%")
 CLAIM = re.compile(r"[+-]\d+\.\d+ points \(SE \d+\.\d+, t = -?\d+\.\d+, n = \d+ and \d+\)")
+# Our seeds against the report's single run: claims.py prints "+0.88 (SE 0.04, t = 20.3, n = 5)".
+AGAINST_REPORT = re.compile(r"([+-]\d+\.\d+) (?:points|epochs) (\(SE \d+\.\d+, t = -?\d+\.\d+, n = \d+\))")
 
 
 def table_rows(study):
@@ -181,6 +183,16 @@ def test_every_difference_quoted_with_its_standard_error_is_what_the_analysis_sc
     assert len(claims) >= 10
     for claim in claims:
         assert claim in printed, claim
+
+
+def test_every_difference_from_the_reports_single_run_is_what_the_analysis_script_prints(text):
+    printed = claims_printed()
+    quoted = AGAINST_REPORT.findall(re.sub(r"\s+", " ", text.replace("−", "-")))
+    assert len(quoted) >= 10
+    for difference, evidence in quoted:
+        assert f"{difference} {evidence}" in printed, f"{difference} {evidence}"
+    difference, evidence = quoted[0]  # the same check, one unit off in the last digit, must fail
+    assert f"{float(difference) + 0.01:+.2f} {evidence}" not in printed
 
 
 def test_the_check_catches_a_wrong_mean_a_wrong_summary_figure_and_a_wrong_claim(text):
