@@ -237,3 +237,15 @@ def test_each_patience_run_repeats_its_overfit_twins_epochs_and_stops_where_clai
             assert len(ours) == stop, folder
         checked += 1
     assert checked >= 1
+
+
+def test_patience_windows_spanning_an_epoch_are_read_off_the_histories():
+    """REPORT 5b quotes which patience windows k would stop around the report's epoch; on a history whose
+    validation loss bottoms out at epoch 5, k stops at 5 + k, and a history too short to tell gives None."""
+    claims = runpy.run_path(str(ROOT / "docs" / "analysis" / "claims.py"))
+    history = [{"val_loss": v} for v in (5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
+    assert [claims["patience_stop"](history, k) for k in (1, 3, 9, 10)] == [6, 8, 14, None]
+    assert claims["patience_ks_spanning"]([history], 8) == [3]
+    later = [{"val_loss": v} for v in (5, 4, 3, 2, 1.5, 1, 2, 3, 4, 5, 6, 7, 8, 9)]  # lowest at 6
+    assert claims["patience_ks_spanning"]([history, later], 9) == [3, 4]  # k=3: 8 and 9; k=4: 9 and 10
+    assert claims["patience_ks_spanning"]([history], 20) is None

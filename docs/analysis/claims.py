@@ -89,6 +89,31 @@ def patience_stop(history, k=5):
     return None
 
 
+def patience_ks_spanning(histories, epoch, ks=range(1, 31)):
+    """The patience windows k whose stops on these histories (one per seed) have ``epoch`` between their
+    lowest and highest. A history with no stop counts as stopping after its end, which lies past
+    ``epoch`` when the history is at least ``epoch`` long; if one is shorter, the answer is unknown: None."""
+    if any(len(h) < epoch for h in histories):
+        return None
+    spanning = []
+    for k in ks:
+        stops = [patience_stop(h, k) or math.inf for h in histories]
+        if min(stops) <= epoch <= max(stops):
+            spanning.append(k)
+    return spanning
+
+
+def answer(ks, histories):
+    """The windows k, each with where it stops the seeds (a stop past a history's end printed as >end)."""
+    if ks is None:
+        return "unknown (an overfit run stopped before that epoch)"
+    spans = []
+    for k in ks:
+        stops = [patience_stop(h, k) or f">{len(h)}" for h in histories]
+        spans.append(f"k = {k}: " + " ".join(map(str, stops)))
+    return "; ".join(spans) or "none"
+
+
 def span(values, unit=""):
     return f"{min(values)}{unit} to {max(values)}{unit}" if min(values) != max(values) else f"{min(values)}{unit}"
 
@@ -251,6 +276,21 @@ def fine_tuning_readings(results, say):
                 if (hidden, batch) in REPORT_STOPS:
                     say("5b", f"{what}: stop epoch against the report's {REPORT_STOPS[hidden, batch]}",
                         against_report(epochs, REPORT_STOPS[hidden, batch]))
+            if (hidden, batch) in REPORT_STOPS:
+                spans = {stop: study.epochs(label) for stop, (study, label) in labels.items()
+                         if label in study.table}
+                if all(len(epochs) == 5 for epochs in spans.values()) and len(spans) == 3:
+                    report_stop = REPORT_STOPS[hidden, batch]
+                    holding = [stop for stop, epochs in spans.items() if min(epochs) <= report_stop <= max(epochs)]
+                    say("5b", f"{hidden} batch {batch}: readings whose 5 stop epochs span the report's {report_stop}",
+                        (", ".join(holding) or "none") + " ("
+                        + "; ".join(f"{stop} {span(epochs)}" for stop, epochs in spans.items()) + ")")
+            overfit_study, overfit_label = labels["overfit"]
+            if (hidden, batch) in REPORT_STOPS and len(overfit_study.epochs(overfit_label)) == 5:
+                say("5b", f"{hidden} batch {batch}: patience's k (1 to 30) whose stops on the overfit histories "
+                    f"span the report's {REPORT_STOPS[hidden, batch]}",
+                    answer(patience_ks_spanning(overfit_study.histories(overfit_label), REPORT_STOPS[hidden, batch]),
+                           overfit_study.histories(overfit_label)))
 
 
 def augmentation_student(results, say):
