@@ -276,21 +276,19 @@ def fine_tuning_readings(results, say):
                 if (hidden, batch) in REPORT_STOPS:
                     say("5b", f"{what}: stop epoch against the report's {REPORT_STOPS[hidden, batch]}",
                         against_report(epochs, REPORT_STOPS[hidden, batch]))
-            if (hidden, batch) in REPORT_STOPS:
-                spans = {stop: study.epochs(label) for stop, (study, label) in labels.items()
-                         if label in study.table}
-                if all(len(epochs) == 5 for epochs in spans.values()) and len(spans) == 3:
-                    report_stop = REPORT_STOPS[hidden, batch]
-                    holding = [stop for stop, epochs in spans.items() if min(epochs) <= report_stop <= max(epochs)]
-                    say("5b", f"{hidden} batch {batch}: readings whose 5 stop epochs span the report's {report_stop}",
-                        (", ".join(holding) or "none") + " ("
-                        + "; ".join(f"{stop} {span(epochs)}" for stop, epochs in spans.items()) + ")")
-            overfit_study, overfit_label = labels["overfit"]
-            if (hidden, batch) in REPORT_STOPS and len(overfit_study.epochs(overfit_label)) == 5:
+            if (hidden, batch) not in REPORT_STOPS:
+                continue
+            report_stop = REPORT_STOPS[hidden, batch]
+            spans = {stop: study.epochs(label) for stop, (study, label) in labels.items() if label in study.table}
+            if len(spans) == 3 and all(len(epochs) == 5 for epochs in spans.values()):
+                holding = [stop for stop, epochs in spans.items() if min(epochs) <= report_stop <= max(epochs)]
+                say("5b", f"{hidden} batch {batch}: readings whose 5 stop epochs span the report's {report_stop}",
+                    (", ".join(holding) or "none") + " ("
+                    + "; ".join(f"{stop} {span(epochs)}" for stop, epochs in spans.items()) + ")")
+            if len(spans.get("overfit", [])) == 5:
+                histories = labels["overfit"][0].histories(labels["overfit"][1])
                 say("5b", f"{hidden} batch {batch}: patience's k (1 to 30) whose stops on the overfit histories "
-                    f"span the report's {REPORT_STOPS[hidden, batch]}",
-                    answer(patience_ks_spanning(overfit_study.histories(overfit_label), REPORT_STOPS[hidden, batch]),
-                           overfit_study.histories(overfit_label)))
+                    f"span the report's {report_stop}", answer(patience_ks_spanning(histories, report_stop), histories))
 
 
 def augmentation_student(results, say):
