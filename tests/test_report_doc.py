@@ -245,7 +245,7 @@ def test_patience_windows_spanning_an_epoch_are_read_off_the_histories():
     claims = runpy.run_path(str(ROOT / "docs" / "analysis" / "claims.py"))
     history = [{"val_loss": v} for v in (5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
     assert [claims["patience_stop"](history, k) for k in (1, 3, 9, 10)] == [6, 8, 14, None]
-    assert claims["patience_ks_spanning"]([history], 8) == [3]
+    assert claims["patience_windows_spanning"]([history], 8) == {3: [8]}
     later = [{"val_loss": v} for v in (5, 4, 3, 2, 1.5, 1, 2, 3, 4, 5, 6, 7, 8, 9)]  # lowest at 6
-    assert claims["patience_ks_spanning"]([history, later], 9) == [3, 4]  # k=3: 8 and 9; k=4: 9 and 10
-    assert claims["patience_ks_spanning"]([history], 20) is None
+    assert claims["patience_windows_spanning"]([history, later], 9) == {3: [8, 9], 4: [9, 10]}
+    assert claims["patience_windows_spanning"]([history], 20) is None

@@ -89,29 +89,28 @@ def patience_stop(history, k=5):
     return None
 
 
-def patience_ks_spanning(histories, epoch, ks=range(1, 31)):
+def patience_windows_spanning(histories, epoch, ks=range(1, 31)):
     """The patience windows k whose stops on these histories (one per seed) have ``epoch`` between their
-    lowest and highest. A history with no stop counts as stopping after its end, which lies past
-    ``epoch`` when the history is at least ``epoch`` long; if one is shorter, the answer is unknown: None."""
+    lowest and highest, each with its stops (None: no stop within the history). A history with no stop
+    counts as stopping after its end, which lies past ``epoch`` when the history is at least ``epoch``
+    long; if one is shorter, the answer is unknown: None."""
     if any(len(h) < epoch for h in histories):
         return None
-    spanning = []
+    windows = {}
     for k in ks:
-        stops = [patience_stop(h, k) or math.inf for h in histories]
-        if min(stops) <= epoch <= max(stops):
-            spanning.append(k)
-    return spanning
+        stops = [patience_stop(h, k) for h in histories]
+        known = [math.inf if stop is None else stop for stop in stops]
+        if min(known) <= epoch <= max(known):
+            windows[k] = stops
+    return windows
 
 
-def answer(ks, histories):
-    """The windows k, each with where it stops the seeds (a stop past a history's end printed as >end)."""
-    if ks is None:
+def windows_text(windows, histories):
+    """Each window k with where it stops the seeds, a stop past a history's end printed as >end."""
+    if windows is None:
         return "unknown (an overfit run stopped before that epoch)"
-    spans = []
-    for k in ks:
-        stops = [patience_stop(h, k) or f">{len(h)}" for h in histories]
-        spans.append(f"k = {k}: " + " ".join(map(str, stops)))
-    return "; ".join(spans) or "none"
+    return "; ".join(f"k = {k}: " + " ".join(str(stop) if stop else f">{len(h)}" for stop, h in zip(stops, histories))
+                     for k, stops in windows.items()) or "none"
 
 
 def span(values, unit=""):
@@ -258,6 +257,7 @@ def fine_tuning_readings(results, say):
     early, other = Study(results / "fine_tuning"), Study(readings)
     for hidden in ("800-800", "100-100"):
         for batch in (8, 32, 64):
+            overfit_histories = None
             labels = {"early": (early, f"hidden {hidden}, batch_size {batch}")}
             labels.update({stop: (other, f"hidden {hidden}, batch_size {batch}, stop {stop}")
                            for stop in ("overfit", "patience")})
@@ -269,8 +269,9 @@ def fine_tuning_readings(results, say):
                 what = f"{hidden} batch {batch}, {stop}"
                 say("5b", f"{what}: stop epochs", " ".join(map(str, epochs)))
                 if stop == "overfit":
+                    overfit_histories = study.histories(label)
                     say("5b", f"{what}: where patience would stop on these histories",
-                        " ".join(str(patience_stop(h)) for h in study.histories(label)))
+                        " ".join(str(patience_stop(h)) for h in overfit_histories))
                 say("5b", f"{what}: test accuracy against the report's {100 * report_acc:.2f}%, points",
                     against_report([100 * a for a in accuracies], 100 * report_acc))
                 if (hidden, batch) in REPORT_STOPS:
@@ -286,9 +287,9 @@ def fine_tuning_readings(results, say):
                     (", ".join(holding) or "none") + " ("
                     + "; ".join(f"{stop} {span(epochs)}" for stop, epochs in spans.items()) + ")")
             if len(spans.get("overfit", [])) == 5:
-                histories = labels["overfit"][0].histories(labels["overfit"][1])
                 say("5b", f"{hidden} batch {batch}: patience's k (1 to 30) whose stops on the overfit histories "
-                    f"span the report's {report_stop}", answer(patience_ks_spanning(histories, report_stop), histories))
+                    f"span the report's {report_stop}",
+                    windows_text(patience_windows_spanning(overfit_histories, report_stop), overfit_histories))
 
 
 def augmentation_student(results, say):
